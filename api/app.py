@@ -1,0 +1,50 @@
+"""The aiohttp app factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+
+from api.errors import error_middleware
+from api.routes import setup_routes
+from api.state import MAX_BODY_BYTES, POOL, RPC, SETTINGS
+from hub_stream import db
+from hub_stream.rpc import RpcClient
+from hub_stream.settings import HubSettings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: HubSettings,
+    *,
+    rpc: RpcClient | None = None,
+    pool: asyncpg.Pool | None = None,
+) -> web.Application:
+    """The API app. Without ``rpc``/``pool`` it starts and stops its own."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        own_rpc = rpc is None
+        own_pool = pool is None
+        app[RPC] = rpc or RpcClient(settings)
+        if own_rpc:
+            await app[RPC].start()
+        try:
+            app[POOL] = pool or await db.create_pool(settings)
+            try:
+                yield
+            finally:
+                if own_pool:
+                    await app[POOL].close()
+        finally:
+            if own_rpc:
+                await app[RPC].stop()
+
+    app.cleanup_ctx.append(resources)
+    setup_routes(app)
+    return app

@@ -1,0 +1,15 @@
+"""Typed keys of what the aiohttp app carries, and fixed limits."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from hub_stream.rpc import RpcClient
+from hub_stream.settings import HubSettings
+
+MAX_BODY_BYTES = 1024 * 1024
+
+SETTINGS = web.AppKey("settings", HubSettings)
+RPC = web.AppKey("rpc", RpcClient)
+POOL = web.AppKey("pool", asyncpg.Pool)
