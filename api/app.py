@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
+from api.auth import auth_middleware
 from api.errors import error_middleware
 from api.routes import setup_routes
 from api.state import MAX_BODY_BYTES, POOL, RPC, SETTINGS
@@ -25,7 +26,7 @@ def create_app(
     pool: asyncpg.Pool | None = None,
 ) -> web.Application:
     """The API app. Without ``rpc``/``pool`` it starts and stops its own."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

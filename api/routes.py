@@ -1,12 +1,14 @@
-"""The route table: every endpoint of the hub in one place."""
+"""The route table: every endpoint of the hub, module by module."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from api import health
+from api import events, health, keys, programs, subscriptions, sync
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
+    for module in (programs, keys, subscriptions, events, sync):
+        module.setup(app)

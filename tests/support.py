@@ -1,0 +1,140 @@
+"""Helpers the tests share: isolated settings, hub processes, HTTP waits.
+
+Each test gets its own topic prefix and Faust app id, so tests share one
+broker without seeing each other's records or consumer groups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from pydantic import SecretStr
+
+from hub_stream.embedded import free_port
+from hub_stream.settings import HubSettings
+
+
+def make_settings(bootstrap: str, dsn: str, tmp: Path, **overrides: Any) -> HubSettings:
+    """Settings isolated to one test: own topics, own consumer group, own data dir."""
+    tag = uuid.uuid4().hex[:10]
+    values: dict[str, Any] = {
+        "kafka_bootstrap": bootstrap,
+        "database_url": SecretStr(dsn),
+        "topic_prefix": f"t{tag}",
+        "app_id": f"hub-test-{tag}",
+        "events_partitions": 4,
+        "subscriber_partitions": 4,
+        "data_dir": tmp,
+        "log_level": "INFO",
+        "request_timeout_s": 15.0,
+    }
+    values.update(overrides)
+    return HubSettings(**values)
+
+
+def settings_env(settings: HubSettings) -> dict[str, str]:
+    """The environment that makes a child `hub` process see ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    for name, value in settings.masked().items():
+        raw = getattr(settings, name)
+        if isinstance(raw, SecretStr):
+            value = raw.get_secret_value()
+        if value is None:
+            continue
+        env[f"HUB_{name.upper()}"] = str(value)
+    return env
+
+
+class HubProcess:
+    """A `hub worker` or `hub api` child process with its log in a file."""
+
+    def __init__(self, command: str, settings: HubSettings, log_path: Path, **env: str) -> None:
+        self.command = command
+        self.log_path = log_path
+        full_env = settings_env(settings)
+        full_env.update(env)
+        self._log = open(log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "hub_stream.cli", command],
+            env=full_env,
+            stdout=self._log,
+            stderr=self._log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
+        return int(self.process.returncode)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+@contextmanager
+def hub_processes(
+    settings: HubSettings, tmp: Path, *, workers: int = 1, apis: int = 1
+) -> Iterator[tuple[list[HubProcess], list[str]]]:
+    """Start workers and API processes; yields (processes, API base URLs); stops them all."""
+    procs: list[HubProcess] = []
+    urls: list[str] = []
+    try:
+        for i in range(workers):
+            procs.append(HubProcess("worker", settings, tmp / f"worker{i}.log"))
+        for i in range(apis):
+            port = free_port()
+            procs.append(HubProcess("api", settings, tmp / f"api{i}.log", HUB_API_PORT=str(port)))
+            urls.append(f"http://127.0.0.1:{port}")
+        yield procs, urls
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+async def wait_ready(url: str, procs: list[HubProcess] | None = None, timeout_s: float = 90.0) -> None:
+    """Wait until GET {url}/readyz answers 200; fail with the process logs otherwise."""
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            for proc in procs or []:
+                if proc.process.poll() is not None:
+                    raise AssertionError(f"{proc.command} exited early:\n{proc.log_tail()}")
+            try:
+                async with http.get(f"{url}/readyz", timeout=aiohttp.ClientTimeout(total=6)) as r:
+                    last = await r.text()
+                    if r.status == 200:
+                        return
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                last = repr(exc)
+            await asyncio.sleep(0.25)
+    logs = "\n".join(f"--- {p.command} {p.log_path.name}\n{p.log_tail()}" for p in procs or [])
+    raise AssertionError(f"{url} not ready after {timeout_s} s: {last}\n{logs}")
