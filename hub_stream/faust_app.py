@@ -18,6 +18,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from hub_stream import topics as topic_specs
+from hub_stream.offsets import log_ends, merge_reported
 from hub_stream.settings import HubSettings
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,15 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = self.app.hub_settings.fetch_max_wait_ms
         return consumer
+
+    async def _highwaters(self, partitions: Any) -> Any:
+        # Table recovery reads each changelog up to these offsets: they must
+        # be the true log ends, which Tansu's ListOffsets is not (offsets.py).
+        reported = await super()._highwaters(partitions)
+        if self.consumer.in_transaction or not reported:
+            return reported
+        true_ends = await log_ends(self.app.hub_settings.kafka_bootstrap or "", list(reported))
+        return merge_reported(reported, true_ends)
 
 
 class _Consumer(faust_aiokafka.Consumer):
@@ -118,9 +128,6 @@ def table(app: HubApp, name: str, *, partitions: int, default: Any = None) -> fa
         name,
         default=default,
         partitions=partitions,
-        key_type=str,
-        value_type=None,
-        value_serializer="json",
-        key_serializer="raw",
+        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
         help=f"{name} (changelog {spec.name})",
     )
