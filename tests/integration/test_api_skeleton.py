@@ -1,0 +1,74 @@
+"""The API's error shape, body limit and health endpoints, on real services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from api.app import create_app
+from hub_stream.rpc import RpcClient
+from hub_stream.settings import HubSettings
+from hub_stream.topics import ensure_topics
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def client(settings: HubSettings, pool: asyncpg.Pool) -> AsyncIterator[TestClient]:
+    await ensure_topics(settings)
+    rpc = RpcClient(settings)
+    await rpc.start()
+    async with TestClient(TestServer(create_app(settings, rpc=rpc, pool=pool))) as c:
+        yield c
+    await rpc.stop()
+
+
+def _is_problem(body: dict) -> bool:
+    return set(body) == {"error", "message", "details"} and isinstance(body["details"], dict)
+
+
+async def test_unknown_path_is_a_json_problem(client: TestClient) -> None:
+    r = await client.get("/no/such/thing")
+    assert r.status == 404
+    body = await r.json()
+    assert _is_problem(body) and body["error"] == "not_found"
+
+
+async def test_wrong_method_is_a_json_problem_naming_allowed(client: TestClient) -> None:
+    r = await client.delete("/healthz")
+    assert r.status == 405
+    body = await r.json()
+    assert _is_problem(body) and body["error"] == "method_not_allowed"
+    assert "GET" in body["details"]["allowed"]
+
+
+async def test_body_over_one_mib_is_refused(client: TestClient) -> None:
+    r = await client.post("/api/events", data=b"x" * (1024 * 1024 + 1), headers={"Content-Type": "application/json"})
+    assert r.status == 413
+    assert (await r.json())["error"] == "payload_too_large"
+
+
+async def test_healthz(client: TestClient) -> None:
+    r = await client.get("/healthz")
+    assert r.status == 200 and (await r.json())["status"] == "alive"
+
+
+async def test_readyz_says_which_part_is_missing(client: TestClient) -> None:
+    # No worker runs in this test: broker and database answer, workers do not.
+    r = await client.get("/readyz")
+    assert r.status == 503
+    body = await r.json()
+    assert _is_problem(body) and body["error"] == "not_ready"
+    checks = body["details"]["checks"]
+    assert checks["broker"]["ok"] and checks["database"]["ok"]
+    assert not checks["workers"]["ok"]
+
+
+async def test_api_without_credentials_is_401_with_challenge(client: TestClient) -> None:
+    r = await client.get("/api/programs")
+    assert r.status == 401
+    assert r.headers["WWW-Authenticate"].startswith("Basic")
+    assert _is_problem(await r.json())

@@ -1,0 +1,109 @@
+"""`hub dev`: one command brings the hub up on embedded parts, and Ctrl-C leaves nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from hub_stream.embedded import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _processes_using(path: Path) -> list[psutil.Process]:
+    """Processes whose command line names ``path`` (PostgreSQL runs detached from us)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(str(path) in part for part in proc.info["cmdline"] or []):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+def _start_dev(tmp_path: Path, port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update({"HUB_DATA_DIR": str(tmp_path / ".hub"), "HUB_API_PORT": str(port)})
+    return subprocess.Popen(
+        [sys.executable, "-m", "hub_stream.cli", "dev"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=open(tmp_path / "dev.err", "w"),
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _read_until_ready(dev: subprocess.Popen[str], tmp_path: Path) -> list[str]:
+    lines: list[str] = []
+    assert dev.stdout is not None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = dev.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if "Ctrl-C stops everything" in line:
+            return lines
+    raise AssertionError(f"hub dev never became ready: {lines}\n{(tmp_path / 'dev.err').read_text()[-3000:]}")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_hub_dev_runs_and_stops_cleanly(tmp_path: Path, stop_signal: int) -> None:
+    port = free_port()
+    dev = _start_dev(tmp_path, port)
+    try:
+        lines = _read_until_ready(dev, tmp_path)
+        output = "\n".join(lines)
+        assert f"http://127.0.0.1:{port}" in output
+        # A fresh install prints a system key once.
+        assert "system key" in output
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as r:
+            assert r.status == 200
+        children = _descendants(dev.pid)
+        postgres = _processes_using(tmp_path / ".hub" / "postgres")
+        assert children and postgres, "hub dev should have started children and PostgreSQL"
+
+        started = time.monotonic()
+        dev.send_signal(stop_signal)
+        dev.wait(15)
+        gone, alive = psutil.wait_procs(children + postgres, timeout=max(0.1, 10 - (time.monotonic() - started)))
+        elapsed = time.monotonic() - started
+        assert not alive, f"left behind after stop: {[p.pid for p in alive]}"
+        assert elapsed <= 10, f"stopping took {elapsed:.1f} s"
+        assert dev.returncode == 0
+        assert not _processes_using(tmp_path / ".hub")
+    finally:
+        if dev.poll() is None:
+            os.killpg(dev.pid, signal.SIGKILL)
+        for proc in _processes_using(tmp_path / ".hub"):
+            proc.kill()
+
+
+def test_second_run_keeps_data_and_prints_no_new_key(tmp_path: Path) -> None:
+    for run in range(2):
+        port = free_port()
+        dev = _start_dev(tmp_path, port)
+        try:
+            output = "\n".join(_read_until_ready(dev, tmp_path))
+            assert ("system key" in output) == (run == 0)
+        finally:
+            dev.send_signal(signal.SIGINT)
+            dev.wait(15)
