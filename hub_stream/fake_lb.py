@@ -1,0 +1,196 @@
+"""A LearningBuilder stand-in: CreateBatch as the vendor spec describes it.
+
+Used by the tests (a real HTTP server, not a mock) and by `hub dev --fake-lb`
+so a newcomer can watch a whole sync locally. It checks what LB checks
+(``Authorization: apikey KEY``, the query parameter rules, a JSON Lines
+body), records every batch it accepted or refused, and can be told to fail,
+hang or answer slowly — in process (``FakeLB`` methods) or over HTTP
+(``POST /_fake/behaviour``, ``GET /_fake/batches``, ``POST /_fake/reset``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+CREATE_BATCH_PATH = "/API/WorkflowImportQueue/CreateBatch"
+CREATION_PATH_RE = re.compile(r"^[A-Z0-9_]{1,15}$")
+
+
+@dataclass
+class ReceivedBatch:
+    """One CreateBatch call as the stand-in saw it."""
+
+    batch_id: str | None
+    status: int
+    file_name: str | None
+    import_process_id: int | None
+    creation_path: str | None
+    success_email: str | None
+    failure_email: str | None
+    rows: list[dict[str, Any]]
+    error: str | None = None
+
+
+@dataclass
+class Behaviour:
+    """How the stand-in answers the next calls."""
+
+    fail_status: int | None = None  # answer this status ...
+    fail_times: int = 0  # ... this many times (-1: always)
+    fail_message: str = "The stand-in was told to fail."
+    reject_import_process_ids: set[int] = field(default_factory=set)  # always 400 for these
+    delay_s: float = 0.0  # answer slowly
+    hang: bool = False  # never answer (until the client gives up)
+
+
+class FakeLB:
+    """The stand-in's state and its aiohttp application."""
+
+    def __init__(self, *, api_keys: set[str] | None = None, base_url: str = "") -> None:
+        self.api_keys = set(api_keys or {"fake-lb-key"})
+        self.behaviour = Behaviour()
+        self.batches: list[ReceivedBatch] = []
+        self.base_url = base_url
+
+    # --- control ---------------------------------------------------------
+    def fail(self, status: int, *, times: int = 1, message: str | None = None) -> None:
+        self.behaviour.fail_status = status
+        self.behaviour.fail_times = times
+        if message:
+            self.behaviour.fail_message = message
+
+    def reject_process(self, import_process_id: int) -> None:
+        self.behaviour.reject_import_process_ids.add(import_process_id)
+
+    def reset(self) -> None:
+        self.behaviour = Behaviour()
+        self.batches.clear()
+
+    @property
+    def accepted(self) -> list[ReceivedBatch]:
+        return [b for b in self.batches if 200 <= b.status < 300]
+
+    def accepted_rows(self) -> list[dict[str, Any]]:
+        return [row for b in self.accepted for row in b.rows]
+
+    # --- HTTP ------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_post(CREATE_BATCH_PATH, self._create_batch)
+        app.router.add_get("/_fake/batches", self._list_batches)
+        app.router.add_post("/_fake/behaviour", self._set_behaviour)
+        app.router.add_post("/_fake/reset", self._reset)
+        return app
+
+    async def _create_batch(self, request: web.Request) -> web.Response:
+        q = request.query
+        batch = ReceivedBatch(
+            batch_id=None,
+            status=0,
+            file_name=q.get("fileName"),
+            import_process_id=None,
+            creation_path=q.get("creationPath"),
+            success_email=q.get("sendSuccessEmailTo"),
+            failure_email=q.get("sendFailureEmailTo"),
+            rows=[],
+        )
+        response = await self._answer(request, batch)
+        batch.status = response.status
+        self.batches.append(batch)
+        return response
+
+    async def _answer(self, request: web.Request, batch: ReceivedBatch) -> web.Response:
+        b = self.behaviour
+        if b.hang:
+            await asyncio.sleep(3600)
+        if b.delay_s:
+            await asyncio.sleep(b.delay_s)
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        if scheme != "apikey" or key not in self.api_keys:
+            return self._error(batch, 401, "Invalid or missing API key (Authorization: apikey KEY).")
+        if b.fail_status is not None and b.fail_times != 0:
+            if b.fail_times > 0:
+                b.fail_times -= 1
+            return self._error(batch, b.fail_status, b.fail_message)
+        problems = self._query_problems(request, batch)
+        if problems:
+            return self._error(batch, 400, " ".join(problems))
+        body = await request.text()
+        for n, line in enumerate(body.split("\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                return self._error(batch, 400, f"Line {n} of the body is not JSON (JSON Lines required).")
+            if not isinstance(row, dict):
+                return self._error(batch, 400, f"Line {n} of the body is not a JSON object.")
+            batch.rows.append(row)
+        if not batch.rows:
+            return self._error(batch, 400, "The body holds no rows.")
+        if batch.import_process_id in b.reject_import_process_ids:
+            batch.rows = []
+            return self._error(batch, 400, f"Import process {batch.import_process_id} refused the batch.")
+        batch.batch_id = uuid.uuid4().hex[:12]
+        return web.json_response(
+            {
+                "queueBatchId": batch.batch_id,
+                "queueBatchDetails": f"{self.base_url}/Admin/ImportQueue?batchId={batch.batch_id}",
+            }
+        )
+
+    @staticmethod
+    def _query_problems(request: web.Request, batch: ReceivedBatch) -> list[str]:
+        q = request.query
+        problems = []
+        if not q.get("fileName"):
+            problems.append("fileName is required.")
+        try:
+            batch.import_process_id = int(q.get("importProcessId", ""))
+            if batch.import_process_id <= 0:
+                raise ValueError
+        except ValueError:
+            problems.append("importProcessId must be a positive integer.")
+        if not CREATION_PATH_RE.match(q.get("creationPath", "")):
+            problems.append("creationPath must be 1-15 characters of A-Z, 0-9 and _.")
+        return problems
+
+    @staticmethod
+    def _error(batch: ReceivedBatch, status: int, message: str) -> web.Response:
+        batch.error = message
+        return web.json_response({"Message": message}, status=status)
+
+    async def _list_batches(self, request: web.Request) -> web.Response:
+        return web.json_response([asdict(b) for b in self.batches])
+
+    async def _set_behaviour(self, request: web.Request) -> web.Response:
+        doc = await request.json()
+        rejected = set(doc.pop("reject_import_process_ids", []))
+        self.behaviour = Behaviour(**doc, reject_import_process_ids=rejected)
+        return web.json_response({"ok": True})
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"ok": True})
+
+
+async def start_fake_lb(
+    *, host: str = "127.0.0.1", port: int = 0, api_keys: set[str] | None = None
+) -> tuple[FakeLB, web.AppRunner]:
+    """Serve a FakeLB on ``host:port`` (0: any free port); returns it and its runner."""
+    fake = FakeLB(api_keys=api_keys)
+    runner = web.AppRunner(fake.app(), access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    bound = sockets[0].getsockname()[1] if sockets else port
+    fake.base_url = f"http://{host}:{bound}"
+    return fake, runner
