@@ -10,6 +10,7 @@ from aiohttp import web
 
 from api.auth import auth_middleware
 from api.errors import error_middleware
+from api.observability import observe_middleware
 from api.routes import setup_routes
 from api.state import MAX_BODY_BYTES, POOL, RPC, SETTINGS
 from hub_stream import db
@@ -26,7 +27,7 @@ def create_app(
     pool: asyncpg.Pool | None = None,
 ) -> web.Application:
     """The API app. Without ``rpc``/``pool`` it starts and stops its own."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[observe_middleware, error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

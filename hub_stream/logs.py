@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
@@ -12,6 +13,10 @@ from typing import Any
 CONTEXT_FIELDS = ("request_id", "program_id", "topic", "partition", "offset", "sync_id")
 
 
+# The id of the HTTP request being served, set by the API's middleware.
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -20,6 +25,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        request_id = request_id_var.get()
+        if request_id is not None:
+            line["request_id"] = request_id
         for name in CONTEXT_FIELDS:
             value = getattr(record, name, None)
             if value is not None:

@@ -72,3 +72,22 @@ async def test_api_without_credentials_is_401_with_challenge(client: TestClient)
     assert r.status == 401
     assert r.headers["WWW-Authenticate"].startswith("Basic")
     assert _is_problem(await r.json())
+
+
+async def test_request_id_is_echoed_or_made(client: TestClient) -> None:
+    r = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert r.headers["X-Request-ID"] == "abc-123"
+    r = await client.get("/nowhere", headers={"X-Request-ID": "bad id with spaces"})
+    made = r.headers["X-Request-ID"]
+    assert made and " " not in made and made != "bad id with spaces"
+
+
+async def test_metrics_count_requests_by_route_and_status(client: TestClient) -> None:
+    await client.get("/healthz")
+    await client.get("/no/such/path")
+    r = await client.get("/metrics")
+    assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
+    text = await r.text()
+    assert 'hub_http_requests_total{method="GET",route="/healthz",status="200"}' in text
+    assert 'route="unmatched",status="404"' in text
+    assert "hub_http_request_seconds_bucket" in text
