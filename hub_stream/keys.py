@@ -1,4 +1,7 @@
-"""API keys: creation, hashing and lookup. Only the SHA-256 of a secret is stored.
+"""API keys: creation, hashing, lookup, listing and revocation.
+
+Only the SHA-256 of a secret is stored; the secret is returned once, at
+creation. The API and the `hub keys` CLI share these functions.
 
 Secrets are 256 random bits, so a plain SHA-256 is enough (no slow KDF is
 needed against guessing); user ids carry 128 random bits.
@@ -9,11 +12,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
 import asyncpg
+
+from hub_stream.programs import missing_programs, transaction
+from schemas.keys import KeyOut
+from schemas.programs import is_program_id, utc_text
+
+logger = logging.getLogger(__name__)
 
 Access = Literal["read", "write"]
 
@@ -21,7 +32,7 @@ Access = Literal["read", "write"]
 @dataclass(frozen=True)
 class NewKey:
     user_id: str
-    api_key: str  # the secret: shown once, never stored
+    api_key: str = field(repr=False)  # the secret: shown once, never stored, never printed
 
 
 @dataclass(frozen=True)
@@ -92,3 +103,120 @@ async def lookup_grants(
     if isinstance(programs, str):
         programs = json.loads(programs)
     return Grants(user_id=user_id, system=bool(row["is_system"]), programs=dict(programs or {}))
+
+
+class UnknownPrograms(Exception):
+    """A key was to grant programs that are not registered."""
+
+    def __init__(self, program_ids: list[str]) -> None:
+        super().__init__(f"not registered: {', '.join(program_ids)}")
+        self.program_ids = program_ids
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """One stored key as listed: what it may do and when; never its secret."""
+
+    user_id: str
+    system: bool
+    programs: dict[str, Access]
+    created_utc: datetime
+    revoked_utc: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_utc is None
+
+
+def key_json(record: KeyRecord) -> dict[str, Any]:
+    """The key as the API and the CLI list it: never its secret."""
+    return KeyOut(
+        UserId=record.user_id,
+        System=record.system,
+        Programs=dict(sorted(record.programs.items())),
+        CreatedUtc=utc_text(record.created_utc),
+        RevokedUtc=utc_text(record.revoked_utc) if record.revoked_utc else None,
+    ).model_dump()
+
+
+def _grants_of(value: Any) -> dict[str, Access]:
+    if isinstance(value, str):
+        value = json.loads(value)
+    return dict(value or {})
+
+
+def _record(row: asyncpg.Record) -> KeyRecord:
+    return KeyRecord(
+        user_id=row["user_id"],
+        system=bool(row["is_system"]),
+        programs=_grants_of(row["grants"]),
+        created_utc=row["created_utc"],
+        revoked_utc=row["revoked_utc"],
+    )
+
+
+_KEY_COLUMNS = "user_id, is_system, grants, created_utc, revoked_utc"
+
+
+async def create_granted_key(
+    db: asyncpg.Connection | asyncpg.Pool,
+    *,
+    system: bool = False,
+    programs: dict[str, Access] | None = None,
+) -> NewKey:
+    """Create a system key, or a program key whose programs are all registered.
+
+    Raises ``UnknownPrograms`` naming every unregistered id, and ValueError
+    for a key that grants nothing or ids that break the program id rule. The
+    granted programs are share-locked until the key is stored, so a
+    concurrent program delete cannot leave a grant behind.
+    """
+    programs = dict(programs or {})
+    if system == bool(programs):
+        raise ValueError("a key is either system or grants at least one program, not both")
+    bad = sorted(p for p in programs if not is_program_id(p))
+    if bad:
+        raise ValueError(f"invalid program id(s): {', '.join(bad)}")
+    if any(access not in ("read", "write") for access in programs.values()):
+        raise ValueError("program access must be read or write")
+    async with transaction(db) as conn:
+        missing = await missing_programs(conn, programs, lock=True)
+        if missing:
+            raise UnknownPrograms(missing)
+        new = await create_key(conn, system=system, programs=programs)
+    # An audit line: the user id and what it may do, never the secret.
+    logger.info("created key %s (%s)", new.user_id, "system" if system else _grants_text(programs))
+    return new
+
+
+def _grants_text(programs: dict[str, Access]) -> str:
+    return ", ".join(f"{p}={a}" for p, a in sorted(programs.items()))
+
+
+async def list_keys(db: asyncpg.Connection | asyncpg.Pool) -> list[KeyRecord]:
+    """Every key, revoked ones included, oldest first."""
+    rows = await db.fetch(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_utc, user_id")
+    return [_record(r) for r in rows]
+
+
+async def get_key(db: asyncpg.Connection | asyncpg.Pool, user_id: str) -> KeyRecord | None:
+    row = await db.fetchrow(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE user_id = $1", user_id)
+    return _record(row) if row is not None else None
+
+
+async def revoke_key(db: asyncpg.Connection | asyncpg.Pool, user_id: str) -> KeyRecord | None:
+    """Revoke a key at once; None when there is no such key.
+
+    Revoking a revoked key changes nothing (its first revocation time stays).
+    Every API instance reads the row on each request, so the key stops
+    working everywhere with the next request.
+    """
+    row = await db.fetchrow(
+        "UPDATE api_keys SET revoked_utc = COALESCE(revoked_utc, now()) WHERE user_id = $1"
+        f" RETURNING {_KEY_COLUMNS}",
+        user_id,
+    )
+    if row is None:
+        return None
+    logger.info("revoked key %s", user_id)
+    return _record(row)

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from hub_stream.timefmt import format_utc
+from schemas.timefmt import format_utc
 
 
 async def start_sync(conn: asyncpg.Pool | asyncpg.Connection, sync_id: str, program_id: str, started: datetime) -> None:

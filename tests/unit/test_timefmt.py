@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from hub_stream.timefmt import format_utc, from_millis, parse_utc, to_millis
+from schemas.timefmt import format_utc, from_millis, parse_utc, to_millis
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,183 @@
+"""Basic authentication on every /api request: 401 shapes, 403, and revocation across instances."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from api.app import create_app
+from api.auth import require_read, require_write
+from hub_stream.keys import create_key
+from hub_stream.rpc import RpcClient
+from hub_stream.settings import HubSettings
+from hub_stream.topics import ensure_topics
+from support import make_settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def rpc(
+    kafka_bootstrap: str, database_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[HubSettings, RpcClient]]:
+    settings = make_settings(kafka_bootstrap, database_dsn, Path(tmp_path_factory.mktemp("auth")))
+    await ensure_topics(settings)
+    client = RpcClient(settings)
+    await client.start()
+    yield settings, client
+    await client.stop()
+
+
+async def _probe(request: web.Request) -> web.Response:
+    """A stand-in for program-scoped endpoints: ?access=read|write on {programId}."""
+    program_id = request.match_info["programId"]
+    if request.query.get("access") == "write":
+        require_write(request, program_id)
+    else:
+        require_read(request, program_id)
+    return web.json_response({"ok": True})
+
+
+def _app(rpc: tuple[HubSettings, RpcClient], pool: asyncpg.Pool) -> web.Application:
+    app = create_app(rpc[0], rpc=rpc[1], pool=pool)
+    app.router.add_get("/api/probe/{programId}", _probe)
+    return app
+
+
+@pytest.fixture
+async def client(rpc: tuple[HubSettings, RpcClient], pool: asyncpg.Pool) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(_app(rpc, pool))) as c:
+        yield c
+
+
+def basic(user_id: str, secret: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user_id}:{secret}".encode()).decode()}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def is_problem(body: Any, code: str) -> bool:
+    return isinstance(body, dict) and set(body) == {"error", "message", "details"} and body["error"] == code
+
+
+async def _assert_401(client: TestClient, headers: dict[str, str], path: str = "/api/programs") -> None:
+    r = await client.get(path, headers=headers)
+    assert r.status == 401
+    assert r.headers["WWW-Authenticate"].startswith("Basic ")
+    assert r.content_type == "application/json"
+    assert is_problem(await r.json(), "unauthorized")
+
+
+async def test_missing_header_is_401(client: TestClient) -> None:
+    await _assert_401(client, {})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "Basic",
+        "Basic ",
+        "Bearer abc",
+        "Digest username=x",
+        "Basic !!!not-base64!!!",
+        "Basic " + b64("no-colon-here"),
+        "Basic " + b64(":secret-only"),
+        "Basic " + b64("user-only:"),
+        "Basic " + base64.b64encode(b"\xff\xfe:\xff").decode(),
+    ],
+    ids=["empty", "scheme-only", "scheme-space", "bearer", "digest", "bad-base64", "no-colon", "no-user",
+         "no-secret", "not-utf8"],
+)
+async def test_malformed_credentials_are_401(client: TestClient, value: str) -> None:
+    await _assert_401(client, {"Authorization": value})
+
+
+async def test_wrong_secret_unknown_user_and_revoked_are_401(client: TestClient, pool: asyncpg.Pool) -> None:
+    key = await create_key(pool, system=True)
+    assert (await client.get("/api/programs", headers=basic(key.user_id, key.api_key))).status == 200
+    await _assert_401(client, basic(key.user_id, key.api_key + "x"))
+    await _assert_401(client, basic(key.user_id, key.api_key[:-1]))
+    await _assert_401(client, basic(key.user_id.upper(), key.api_key))
+    await _assert_401(client, basic("u_" + "0" * 32, key.api_key))
+    await pool.execute("UPDATE api_keys SET revoked_utc = now() WHERE user_id = $1", key.user_id)
+    await _assert_401(client, basic(key.user_id, key.api_key))
+
+
+async def test_the_scheme_name_is_case_insensitive(client: TestClient, pool: asyncpg.Pool) -> None:
+    key = await create_key(pool, system=True)
+    r = await client.get("/api/programs", headers={"Authorization": "basic " + b64(f"{key.user_id}:{key.api_key}")})
+    assert r.status == 200
+
+
+async def test_unknown_api_paths_still_need_credentials(client: TestClient) -> None:
+    await _assert_401(client, {}, "/api/no/such/thing")
+
+
+async def test_paths_outside_api_need_no_credentials(client: TestClient) -> None:
+    assert (await client.get("/healthz")).status == 200
+
+
+async def test_program_keys_get_403_outside_their_grants(client: TestClient, pool: asyncpg.Pool) -> None:
+    key = await create_key(pool, programs={"ACME": "write", "BETA": "read"})
+    user = basic(key.user_id, key.api_key)
+
+    async def status(path: str) -> int:
+        r = await client.get(path, headers=user)
+        if r.status == 403:
+            assert is_problem(await r.json(), "forbidden")
+            assert "WWW-Authenticate" not in r.headers
+        return r.status
+
+    assert await status("/api/probe/ACME?access=write") == 200
+    assert await status("/api/probe/ACME?access=read") == 200
+    assert await status("/api/probe/BETA?access=read") == 200
+    assert await status("/api/probe/BETA?access=write") == 403
+    assert await status("/api/probe/acme?access=read") == 403  # ids are case-sensitive
+    assert await status("/api/probe/GAMMA?access=read") == 403
+    assert await status("/api/programs") == 403  # system-only
+    assert await status("/api/keys") == 403
+
+
+async def test_system_keys_may_do_everything(client: TestClient, pool: asyncpg.Pool) -> None:
+    key = await create_key(pool, system=True)
+    system = basic(key.user_id, key.api_key)
+    for path in ("/api/probe/ANY?access=write", "/api/probe/X?access=read", "/api/programs", "/api/keys"):
+        assert (await client.get(path, headers=system)).status == 200
+
+
+async def test_a_revocation_reaches_another_api_instance_within_a_second(
+    rpc: tuple[HubSettings, RpcClient], database_dsn: str, pool: asyncpg.Pool
+) -> None:
+    # Two app instances, each with its own pool, as two processes behind a load balancer.
+    other_pool = await asyncpg.create_pool(database_dsn, min_size=1, max_size=2)
+    assert other_pool is not None
+    admin_key = await create_key(pool, system=True)
+    admin = basic(admin_key.user_id, admin_key.api_key)
+    try:
+        async with (
+            TestClient(TestServer(_app(rpc, pool))) as first,
+            TestClient(TestServer(_app(rpc, other_pool))) as second,
+        ):
+            made = await (await first.post("/api/keys", json={"System": True}, headers=admin)).json()
+            user = basic(made["UserId"], made["ApiKey"])
+            for _ in range(3):  # warm: the second instance has answered this key before
+                assert (await second.get("/api/programs", headers=user)).status == 200
+            assert (await first.delete(f"/api/keys/{made['UserId']}", headers=admin)).status == 204
+            revoked_at = time.monotonic()
+            while (await second.get("/api/programs", headers=user)).status != 401:
+                assert time.monotonic() - revoked_at < 1.0, "the revocation did not reach the other instance"
+            assert time.monotonic() - revoked_at < 1.0
+            assert (await first.get("/api/programs", headers=user)).status == 401
+    finally:
+        await other_pool.close()
