@@ -12,9 +12,10 @@ from aiohttp import web
 from api.auth import require_system
 from api.bodies import read_model
 from api.errors import ApiError
+from api.openapi import Operation, Param
 from api.state import POOL
 from hub_stream import keys
-from schemas.keys import KeyBody, NewKeyOut
+from schemas.keys import KeyBody, KeyOut, NewKeyOut
 from schemas.programs import PROGRAM_ID_RULE, is_program_id
 
 
@@ -78,3 +79,19 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/keys", list_keys)
     app.router.add_get("/api/keys/{userId}", get_key)
     app.router.add_delete("/api/keys/{userId}", revoke_key)
+
+
+_USER = Param("userId", "path", "the key's user id")
+OPERATIONS = [
+    Operation(
+        "POST",
+        "/api/keys",
+        "Create an API key; the secret is in this answer only (system key).",
+        {201: ("The new key.", NewKeyOut), 422: ("A granted program is not registered.", None)},
+        body=KeyBody,
+        tag="keys",
+    ),
+    Operation("GET", "/api/keys", "List keys, without secrets (system key).", {200: ("All keys.", KeyOut)}, list_response=frozenset({200}), tag="keys"),
+    Operation("GET", "/api/keys/{userId}", "One key, without its secret (system key).", {200: ("The key.", KeyOut), 404: ("Unknown key.", None)}, params=(_USER,), tag="keys"),
+    Operation("DELETE", "/api/keys/{userId}", "Revoke a key at once, on every API instance (system key).", {204: ("Revoked.", None), 404: ("Unknown key.", None)}, params=(_USER,), tag="keys"),
+]

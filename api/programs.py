@@ -11,10 +11,11 @@ from aiohttp import web
 from api.auth import require_system
 from api.bodies import read_model
 from api.errors import ApiError
+from api.openapi import Operation, Param
 from api.state import POOL
 from hub_stream import programs
 from hub_stream.programs import SubscriptionRefs, no_subscription_refs
-from schemas.programs import PROGRAM_ID_RULE, ProgramBody, is_program_id
+from schemas.programs import PROGRAM_ID_RULE, ProgramBody, ProgramOut, is_program_id
 
 SUBSCRIPTION_REFS = web.AppKey("subscription_refs", SubscriptionRefs)
 """Who references a program. The subscriptions module sets it (after this
@@ -91,3 +92,34 @@ def setup(app: web.Application) -> None:
     app.router.add_put("/api/programs/{programId}", put_program)
     app.router.add_get("/api/programs/{programId}", get_program)
     app.router.add_delete("/api/programs/{programId}", delete_program)
+
+
+_PROGRAM = Param("programId", "path", "1-25 of A-Z a-z 0-9 _ - .")
+OPERATIONS = [
+    Operation("GET", "/api/programs", "List registered programs (system key).", {200: ("All programs, sorted by id.", ProgramOut)}, list_response=frozenset({200}), tag="programs"),
+    Operation(
+        "PUT",
+        "/api/programs/{programId}",
+        "Create or replace a program and its LearningBuilder connection (system key).",
+        {201: ("Created.", None), 204: ("Replaced.", None), 400: ("Invalid id or body.", None)},
+        body=ProgramBody,
+        params=(_PROGRAM,),
+        tag="programs",
+    ),
+    Operation(
+        "GET",
+        "/api/programs/{programId}",
+        "One program; never its LbApiKey, only LbApiKeySet (system key).",
+        {200: ("The program.", ProgramOut), 400: ("Invalid id.", None), 404: ("Unknown program.", None)},
+        params=(_PROGRAM,),
+        tag="programs",
+    ),
+    Operation(
+        "DELETE",
+        "/api/programs/{programId}",
+        "Delete a program (system key).",
+        {204: ("Deleted.", None), 400: ("Invalid id.", None), 404: ("Unknown program.", None), 409: ("Subscriptions still name it.", None)},
+        params=(_PROGRAM,),
+        tag="programs",
+    ),
+]

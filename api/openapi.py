@@ -1,0 +1,127 @@
+"""GET /openapi.json (OpenAPI 3.1) and GET /docs, from the pydantic models in schemas/.
+
+Every route module declares ``OPERATIONS``: one ``Operation`` per route, next
+to the route it describes. The spec is built from them; a test fails when a
+route has no entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from schemas.common import Problem
+
+PROBLEM_CODES = {400, 401, 403, 404, 409, 413, 422, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    where: str  # "path" | "query"
+    description: str = ""
+    required: bool = False
+    type: str = "string"
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    responses: dict[int, tuple[str, type[BaseModel] | None]]
+    body: type[BaseModel] | None = None
+    params: tuple[Param, ...] = ()
+    auth: bool = True
+    tag: str = "hub"
+    list_response: frozenset[int] = field(default_factory=frozenset)  # statuses whose body is a list
+
+
+def build_spec(operations: Iterable[Operation], *, version: str = "0.1.0") -> dict[str, Any]:
+    ops = list(operations)
+    models: set[type[BaseModel]] = {Problem}
+    for op in ops:
+        if op.body is not None:
+            models.add(op.body)
+        models.update(m for _, m in op.responses.values() if m is not None)
+    ordered = sorted(models, key=lambda m: m.__name__)
+    _, defs = models_json_schema(
+        [(m, "validation" if any(op.body is m for op in ops) else "serialization") for m in ordered],
+        ref_template="#/components/schemas/{model}",
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for op in ops:
+        item = paths.setdefault(op.path, {})
+        entry: dict[str, Any] = {
+            "summary": op.summary,
+            "tags": [op.tag],
+            "operationId": f"{op.method.lower()}_{op.path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+            "responses": {},
+        }
+        params = [
+            {"name": p.name, "in": p.where, "required": p.required or p.where == "path", "description": p.description, "schema": {"type": p.type}}
+            for p in op.params
+        ]
+        if params:
+            entry["parameters"] = params
+        if op.body is not None:
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}},
+            }
+        statuses = dict(op.responses)
+        if op.auth:
+            statuses.setdefault(401, ("Missing or wrong credentials.", Problem))
+            statuses.setdefault(403, ("The key lacks the access this call needs.", Problem))
+        if op.body is not None:
+            statuses.setdefault(400, ("The body is not valid.", Problem))
+            statuses.setdefault(413, ("The body is over 1 MiB.", Problem))
+        for status, (description, model) in sorted(statuses.items()):
+            response: dict[str, Any] = {"description": description}
+            if model is None and status in PROBLEM_CODES:
+                model = Problem
+            if model is not None:
+                schema: dict[str, Any] = {"$ref": f"#/components/schemas/{model.__name__}"}
+                if status in op.list_response:
+                    schema = {"type": "array", "items": schema}
+                response["content"] = {"application/json": {"schema": schema}}
+            entry["responses"][str(status)] = response
+        if op.auth:
+            entry["security"] = [{"basicAuth": []}]
+        else:
+            entry["security"] = []
+        item[op.method.lower()] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Learning Hub (hub-stream)",
+            "version": version,
+            "description": "Event clearinghouse for learning records. Every 4xx/5xx answer is a Problem.",
+        },
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {
+                "basicAuth": {"type": "http", "scheme": "basic", "description": "userId:apiKey"}
+            },
+        },
+    }
+
+
+SPEC = web.AppKey("openapi_spec", dict)
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SPEC])
+
+
+async def docs_page(request: web.Request) -> web.Response:
+    """A self-contained page that renders /openapi.json (no CDN, works offline)."""
+    page = (resources.files("api") / "static" / "docs.html").read_text()
+    return web.Response(text=page, content_type="text/html")

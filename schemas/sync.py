@@ -1,0 +1,62 @@
+"""The processEvents answer and the sync ledger listing."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class BatchOut(BaseModel):
+    ImportProcessId: int
+    Rows: int
+    BatchId: str | None
+    BatchUrl: str | None
+
+
+class SubscriptionSyncOut(BaseModel):
+    PublisherProgramId: str
+    Status: Literal["ok", "failed"]
+    Events: int
+    Imported: int
+    Ignored: int
+    Batches: list[BatchOut]
+    LastSyncUtc: str | None
+    Error: str | None
+
+
+class SyncOut(BaseModel):
+    """The answer of POST /api/processEvents (200 and error alike; errors add error/message/details)."""
+
+    ProgramId: str
+    SyncId: str
+    StartedUtc: str
+    FinishedUtc: str
+    Subscriptions: list[SubscriptionSyncOut]
+
+
+class LedgerBatchOut(BaseModel):
+    PublisherProgramId: str
+    ImportProcessId: int
+    Rows: int
+    Status: str
+    LbStatus: int | None
+    LbMessage: str | None
+    BatchId: str | None
+    BatchUrl: str | None
+    CreatedUtc: str
+
+
+class LedgerSyncOut(BaseModel):
+    SyncId: str
+    StartedUtc: str
+    FinishedUtc: str | None
+    Status: str
+    HttpStatus: int | None
+    Subscriptions: list[SubscriptionSyncOut]
+    Batches: list[LedgerBatchOut]
+
+
+class SyncListOut(BaseModel):
+    ProgramId: str
+    Syncs: list[LedgerSyncOut]
