@@ -16,7 +16,7 @@ from api.errors import ApiError
 from api.state import POOL
 from hub_stream.keys import Grants, lookup_grants
 
-GRANTS_KEY = "hub.grants"
+GRANTS_KEY = web.RequestKey("grants", Grants)
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="learning-hub", charset="UTF-8"'}
 
 
