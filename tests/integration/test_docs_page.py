@@ -1,0 +1,60 @@
+"""GET /docs renders the OpenAPI spec in a real browser, with no network access needed."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hub_stream.settings import HubSettings
+from support import hub_processes, wait_ready
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (scripts/test-deps.sh installs it as root)")
+async def test_docs_page_lists_every_endpoint_in_headless_chromium(settings: HubSettings, tmp_path: Path) -> None:
+    import aiohttp
+
+    with hub_processes(settings, tmp_path, workers=0, apis=1) as (procs, urls):
+        async with aiohttp.ClientSession() as http:
+            for _ in range(300):
+                try:
+                    async with http.get(f"{urls[0]}/openapi.json") as r:
+                        spec = await r.json()
+                        break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+        # The flags keep Chromium off the network entirely (this machine has none).
+        out = subprocess.run(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={tmp_path / 'chromium'}",
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+                f"{urls[0]}/docs",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        dom = out.stdout
+        error = re.search(r'<div id="error">([^<]*)</div>', dom)
+        assert error is not None and error.group(1) == "", error
+        listed = set(re.findall(r'data-method="(\w+)" data-path="([^"]+)"', dom))
+        expected = {(m.upper(), p) for p, item in spec["paths"].items() for m in item}
+        assert expected and listed == expected, f"missing on the page: {expected - listed}"
