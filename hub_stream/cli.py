@@ -29,6 +29,12 @@ def cmd_worker(settings: HubSettings, args: argparse.Namespace) -> int:
     from hub_stream.topics import ensure_topics
 
     asyncio.run(ensure_topics(settings))
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        from hub_stream.metrics import REGISTRY
+
+        start_http_server(settings.worker_metrics_port, addr=settings.api_host, registry=REGISTRY)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     app = create_faust_app(settings)

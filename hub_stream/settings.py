@@ -65,6 +65,9 @@ class HubSettings(BaseSettings):
     # --- Process -------------------------------------------------------------
     data_dir: Path = Field(Path(".hub"), description="embedded PostgreSQL data, worker state")
     log_level: LogLevel = "INFO"
+    worker_metrics_port: int = Field(
+        0, ge=0, le=65535, description="a worker serves its Prometheus metrics here (0: off)"
+    )
 
     def topic(self, name: str) -> str:
         """Full topic name for a short name such as ``events``."""
