@@ -12,7 +12,8 @@ from api.auth import require_system
 from api.bodies import read_model
 from api.errors import ApiError
 from api.openapi import Operation, Param
-from api.state import POOL
+from api.state import POOL, SETTINGS
+from hub_stream.settings import HubSettings
 from hub_stream import programs
 from hub_stream.programs import SubscriptionRefs, no_subscription_refs
 from schemas.programs import PROGRAM_ID_RULE, ProgramBody, ProgramOut, is_program_id
@@ -40,10 +41,20 @@ def unknown_program(program_id: str) -> ApiError:
     )
 
 
+def _with_dev_lb(settings: HubSettings, body: ProgramBody) -> ProgramBody:
+    """Under `hub dev --fake-lb`, a program sent without an LB connection gets the stand-in."""
+    if settings.dev_lb_base_url is None or settings.dev_lb_api_key is None:
+        return body
+    if body.LbBaseUrl is not None or "LbApiKey" in body.model_fields_set:
+        return body
+    return body.model_copy(update={"LbBaseUrl": settings.dev_lb_base_url, "LbApiKey": settings.dev_lb_api_key})
+
+
 async def put_program(request: web.Request) -> web.Response:
     require_system(request)
     program_id = program_id_from(request.match_info["programId"])
     body = await read_model(request, ProgramBody)
+    body = _with_dev_lb(request.app[SETTINGS], body)
     created = await programs.put_program(request.app[POOL], program_id, body)
     if created:
         return web.Response(status=201, headers={"Location": f"/api/programs/{program_id}"})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import secrets
 import os
 import signal
 import subprocess
@@ -21,7 +22,14 @@ import urllib.error
 import urllib.request
 
 from hub_stream import db, keys
-from hub_stream.embedded import EmbeddedBroker, EmbeddedPostgres, start_postgres, start_tansu, stop_process
+from hub_stream.embedded import (
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    free_port,
+    start_postgres,
+    start_tansu,
+    wait_for_port,
+)
 from hub_stream.settings import HubSettings
 from hub_stream.topics import ensure_topics
 
@@ -39,8 +47,12 @@ def _die_with_parent() -> None:
 
 
 def _spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return _spawn_module("hub_stream.cli", [command], env)
+
+
+def _spawn_module(module: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "hub_stream.cli", command],
+        [sys.executable, "-m", module, *args],
         env=env,
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # Ctrl-C reaches `hub dev` only; it stops children in order
@@ -113,6 +125,13 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
         asyncio.run(ensure_topics(effective))
         if stop.is_set():
             return 130
+        if fake_lb:
+            lb_port = free_port()
+            lb_key = secrets.token_urlsafe(16)
+            children.append(_spawn_module("hub_stream.fake_lb", ["--port", str(lb_port), "--api-key", lb_key], env))
+            env["HUB_DEV_LB_BASE_URL"] = f"http://127.0.0.1:{lb_port}"
+            env["HUB_DEV_LB_API_KEY"] = lb_key
+            wait_for_port("127.0.0.1", lb_port, 10.0)
         children.append(_spawn("worker", env))
         children.append(_spawn("api", env))
         url = f"http://{_display_host(settings.api_host)}:{settings.api_port}"
@@ -125,6 +144,9 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
         print(f"  API:     {url}", flush=True)
         print(f"  Kafka:   {bootstrap}{' (embedded Tansu, in memory)' if broker else ''}", flush=True)
         print(f"  Data:    {data_dir}", flush=True)
+        if fake_lb:
+            print(f"  Fake LB: {env['HUB_DEV_LB_BASE_URL']} (programs registered without LbBaseUrl use it;"
+                  f" GET {env['HUB_DEV_LB_BASE_URL']}/_fake/batches shows what it received)", flush=True)
         if bootstrap_key:
             print("  A system key was created for this fresh install (shown only now):", flush=True)
             print(f"    {bootstrap_key}", flush=True)
@@ -133,7 +155,7 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
         while not stop.is_set():
             dead = [c for c in children if c.poll() is not None]
             if dead:
-                print(f"hub dev: a child process exited ({dead[0].args[-1]}); stopping", file=sys.stderr)
+                print(f"hub dev: a child process exited ({dead[0].args[2]}, pid {dead[0].pid}); stopping", file=sys.stderr)
                 return 1
             stop.wait(0.5)
         return 0

@@ -194,3 +194,20 @@ async def start_fake_lb(
     bound = sockets[0].getsockname()[1] if sockets else port
     fake.base_url = f"http://{host}:{bound}"
     return fake, runner
+
+
+def main() -> None:
+    """Run the stand-in on its own (used by `hub dev --fake-lb`)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="LearningBuilder CreateBatch stand-in")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--api-key", required=True)
+    args = parser.parse_args()
+    fake = FakeLB(api_keys={args.api_key}, base_url=f"http://{args.host}:{args.port}")
+    web.run_app(fake.app(), host=args.host, port=args.port, print=None, access_log=None, shutdown_timeout=1.0)
+
+
+if __name__ == "__main__":
+    main()

@@ -62,6 +62,11 @@ class HubSettings(BaseSettings):
     lb_max_retries: int = Field(3, ge=0)
     lb_batch_row_cap: int = Field(5000, ge=1)
 
+    dev_lb_base_url: str | None = Field(
+        None, description="set by `hub dev --fake-lb`: programs registered without an LB connection get this one"
+    )
+    dev_lb_api_key: SecretStr | None = None
+
     # --- Process -------------------------------------------------------------
     data_dir: Path = Field(Path(".hub"), description="embedded PostgreSQL data, worker state")
     log_level: LogLevel = "INFO"

@@ -107,3 +107,36 @@ def test_second_run_keeps_data_and_prints_no_new_key(tmp_path: Path) -> None:
         finally:
             dev.send_signal(signal.SIGINT)
             dev.wait(15)
+
+
+def test_fake_lb_is_wired_to_new_programs(tmp_path: Path) -> None:
+    import base64
+    import json
+    import re
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update({"HUB_DATA_DIR": str(tmp_path / ".hub"), "HUB_API_PORT": str(port)})
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "hub_stream.cli", "dev", "--fake-lb"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=open(tmp_path / "dev.err", "w"),
+        text=True, start_new_session=True,
+    )
+    try:
+        output = "\n".join(_read_until_ready(dev, tmp_path))
+        fake = re.search(r"Fake LB: (http://127\.0\.0\.1:\d+)", output)
+        key = re.search(r"^\s+(u_[0-9a-f]+:\S+)$", output, re.M)
+        assert fake and key, output
+        auth = {"Authorization": "Basic " + base64.b64encode(key.group(1).encode()).decode(), "Content-Type": "application/json"}
+        put = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/programs/SUB", data=json.dumps({"Name": "Subscriber"}).encode(), headers=auth, method="PUT"
+        )
+        with urllib.request.urlopen(put, timeout=10) as r:
+            assert r.status == 201
+        get = urllib.request.Request(f"http://127.0.0.1:{port}/api/programs/SUB", headers=auth)
+        with urllib.request.urlopen(get, timeout=10) as r:
+            program = json.loads(r.read())
+        assert program["LbBaseUrl"] == fake.group(1) and program["LbApiKeySet"] is True
+    finally:
+        dev.send_signal(signal.SIGINT)
+        dev.wait(15)
