@@ -1,0 +1,187 @@
+"""LbApiPayloadTemplate: the three accepted forms, routing by category, one JSON row per event.
+
+Forms (CONTRACT.md): a JSON object mapping a category value to an entry
+``{"action", "label", "importProcessId", "batchRowTemplate"}``; a string
+holding that object; or a plain Handlebars string (then ``ImportProcessId``
+is given beside it). ``_default`` (legacy ``*``) catches other categories
+and events without one; no match and no default: the event is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hub_stream.templating.parser import TemplateError, TemplateSyntaxError
+from hub_stream.templating.runtime import Template, TemplateRenderError, compile_template
+
+DEFAULT_KEYS = ("_default", "*")
+ENTRY_KEYS = {"action", "label", "importProcessId", "batchRowTemplate"}
+PLAIN = "(template)"
+
+
+class PayloadTemplateError(ValueError):
+    """A template that cannot be stored; names the entry, and line/column for syntax errors."""
+
+    def __init__(self, reason: str, *, entry: str | None = None, line: int | None = None, column: int | None = None) -> None:
+        where = f"entry {entry!r}: " if entry is not None else ""
+        at = f"line {line}, column {column}: " if line is not None else ""
+        super().__init__(f"{where}{at}{reason}")
+        self.entry = entry
+        self.line = line
+        self.column = column
+        self.reason = reason
+
+
+class RowRenderError(ValueError):
+    """One event could not be turned into a row; names the event and the entry."""
+
+    def __init__(self, reason: str, *, event_id: str | None, entry: str) -> None:
+        super().__init__(f"event {event_id}: entry {entry!r}: {reason}")
+        self.event_id = event_id
+        self.entry = entry
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RouteEntry:
+    key: str
+    action: Literal["import", "ignore"]
+    label: str | None
+    import_process_id: int | None
+    template: Template | None
+
+
+@dataclass(frozen=True)
+class RenderedRow:
+    import_process_id: int
+    line: str
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _compile(source: str, entry: str | None) -> Template:
+    try:
+        return compile_template(source)
+    except TemplateSyntaxError as exc:
+        raise PayloadTemplateError(exc.reason, entry=entry, line=exc.line, column=exc.column) from None
+    except TemplateError as exc:
+        raise PayloadTemplateError(str(exc), entry=entry) from None
+
+
+def _entry(key: str, raw: Any) -> RouteEntry:
+    if not isinstance(raw, dict):
+        raise PayloadTemplateError("an entry must be an object with action, label, importProcessId, batchRowTemplate", entry=key)
+    unknown = sorted(set(raw) - ENTRY_KEYS)
+    if unknown:
+        raise PayloadTemplateError(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(ENTRY_KEYS))}", entry=key)
+    action = raw.get("action", "import")
+    if action not in ("import", "ignore"):
+        raise PayloadTemplateError(f"action must be 'import' or 'ignore', got {action!r}", entry=key)
+    label = raw.get("label")
+    if label is not None and not isinstance(label, str):
+        raise PayloadTemplateError("label must be a string", entry=key)
+    ipid = raw.get("importProcessId")
+    source = raw.get("batchRowTemplate")
+    if action == "ignore":
+        if ipid is not None and not _positive_int(ipid):
+            raise PayloadTemplateError(f"importProcessId must be a positive integer, got {ipid!r}", entry=key)
+        if source is not None and not isinstance(source, str):
+            raise PayloadTemplateError("batchRowTemplate must be a string", entry=key)
+        template = _compile(source, key) if isinstance(source, str) and source else None
+        return RouteEntry(key, "ignore", label, ipid, template)
+    if not _positive_int(ipid):
+        raise PayloadTemplateError(f"an import entry needs a positive integer importProcessId, got {ipid!r}", entry=key)
+    if not isinstance(source, str) or not source.strip():
+        raise PayloadTemplateError("an import entry needs a non-empty batchRowTemplate string", entry=key)
+    return RouteEntry(key, "import", label, ipid, _compile(source, key))
+
+
+class PayloadTemplate:
+    """A validated LbApiPayloadTemplate, ready to route and render events."""
+
+    def __init__(self, form: Literal["object", "string-object", "plain"], entries: dict[str, RouteEntry]) -> None:
+        self.form = form
+        self.entries = entries
+        self._default = next((entries[k] for k in DEFAULT_KEYS if k in entries), None)
+
+    def route(self, event: Mapping[str, Any]) -> RouteEntry | None:
+        """The entry for the event's category value, else the default, else None (ignored)."""
+        if self.form == "plain":
+            return self.entries[PLAIN]
+        category = event.get("PublisherEventCategory")
+        value = category.get("value") if isinstance(category, dict) else None
+        if isinstance(value, str) and value in self.entries and value not in DEFAULT_KEYS:
+            return self.entries[value]
+        return self._default
+
+    def render_row(self, event: Mapping[str, Any]) -> RenderedRow | None:
+        """The event's row as one compact JSON line, or None when the event is ignored."""
+        entry = self.route(event)
+        if entry is None or entry.action == "ignore":
+            return None
+        assert entry.template is not None and entry.import_process_id is not None
+        event_id = event.get("EventId")
+        root = event.get("PublisherEventData")
+        try:
+            text = entry.template.render(root, data={"event": event}, escape="json")
+        except TemplateRenderError as exc:
+            raise RowRenderError(str(exc), event_id=event_id, entry=entry.key) from None
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RowRenderError(f"row is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", event_id=event_id, entry=entry.key) from None
+        if not isinstance(row, dict):
+            raise RowRenderError(f"row is not a JSON object (got {_json_kind(row)})", event_id=event_id, entry=entry.key)
+        return RenderedRow(entry.import_process_id, json.dumps(row, separators=(",", ":"), ensure_ascii=False))
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
+
+
+def parse_payload_template(value: Any, *, import_process_id: int | None = None) -> PayloadTemplate:
+    """Validate and compile an LbApiPayloadTemplate in any of its three forms."""
+    form: Literal["object", "string-object", "plain"]
+    if isinstance(value, dict):
+        form, mapping = "object", value
+    elif isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            decoded = None
+        # A row template can itself be valid JSON ('{"e": "{{email}}"}'): only an
+        # object whose values are all objects (entries) is the category map.
+        if isinstance(decoded, dict) and decoded and all(isinstance(v, dict) for v in decoded.values()):
+            form, mapping = "string-object", decoded
+        else:
+            if not value.strip():
+                raise PayloadTemplateError("the template is empty")
+            if not _positive_int(import_process_id):
+                raise PayloadTemplateError("a plain template needs ImportProcessId (a positive integer) beside it")
+            entry = RouteEntry(PLAIN, "import", None, import_process_id, _compile(value, None))
+            return PayloadTemplate("plain", {PLAIN: entry})
+    else:
+        raise PayloadTemplateError("LbApiPayloadTemplate must be an object or a string")
+    if not mapping:
+        raise PayloadTemplateError("the template object has no entries")
+    if "_default" in mapping and "*" in mapping:
+        raise PayloadTemplateError("use either '_default' or its legacy alias '*', not both", entry="*")
+    entries = {}
+    for key, raw in mapping.items():
+        if not isinstance(key, str) or not key:
+            raise PayloadTemplateError("entry keys must be non-empty category values", entry=str(key))
+        entries[key] = _entry(key, raw)
+    return PayloadTemplate(form, entries)

@@ -1,0 +1,136 @@
+"""JavaScript semantics for JSON values: printing, truthiness, escaping.
+
+Templates run over decoded JSON (dict, list, str, int, float, bool, None);
+``UNDEFINED`` stands for JavaScript's ``undefined`` (a missing key).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+
+class _Undefined:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "undefined"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNDEFINED: Any = _Undefined()
+
+
+class SafeString(str):
+    """Text a helper returns that must not be escaped again."""
+
+
+def js_number(value: float | int) -> str:
+    """A number as JavaScript's String(n) prints it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == int(value) and abs(value) < 1e21:
+        return str(int(value))
+    text = repr(value)
+    if "e" in text:  # Python 1e-07 -> JavaScript 1e-7, 1e+21 stays
+        mantissa, exponent = text.split("e")
+        sign = exponent[0] if exponent[0] in "+-" else "+"
+        digits = exponent.lstrip("+-").lstrip("0") or "0"
+        text = f"{mantissa}e{sign}{digits}"
+    return text
+
+
+def js_string(value: Any) -> str:
+    """``value`` as JavaScript prints it into a template (null/undefined: empty)."""
+    if isinstance(value, str):
+        return value
+    if value is None or value is UNDEFINED:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return js_number(value)
+    if isinstance(value, list):
+        return ",".join("" if v is None or v is UNDEFINED else js_string(v) for v in value)
+    if isinstance(value, dict):
+        return "[object Object]"
+    return ""  # anything else is not template data
+
+
+def is_falsy(value: Any) -> bool:
+    """JavaScript falsiness (0, "", null, undefined, false, NaN)."""
+    if value is None or value is UNDEFINED or value is False:
+        return True
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return value == 0 or (isinstance(value, float) and math.isnan(value))
+    if isinstance(value, str):
+        return value == ""
+    return False
+
+
+def is_empty(value: Any) -> bool:
+    """Handlebars' isEmpty: falsy but not 0, or an empty array."""
+    if isinstance(value, list):
+        return len(value) == 0
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        return False
+    return is_falsy(value)
+
+
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;", "`": "&#x60;", "=": "&#x3D;"}
+_HTML_RE = re.compile(r"[&<>\"'`=]")
+
+
+def escape_html(text: str) -> str:
+    """handlebars.js escapeExpression."""
+    if not _HTML_RE.search(text):
+        return text
+    return _HTML_RE.sub(lambda m: _HTML[m.group()], text)
+
+
+_JSON_RE = re.compile(r'["\\\x00-\x1f]')
+
+
+def _json_char(match: re.Match[str]) -> str:
+    ch = match.group()
+    return json.dumps(ch)[1:-1]
+
+
+def escape_json(text: str) -> str:
+    """Text safe inside a JSON string: quote, backslash and control characters escaped."""
+    if not _JSON_RE.search(text):
+        return text
+    return _JSON_RE.sub(_json_char, text)
+
+
+def json_literal(value: Any) -> str:
+    """``value`` as a compact JSON literal (undefined as null, 100.0 as 100)."""
+    return json.dumps(_plain(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _plain(value: Any) -> Any:
+    if value is UNDEFINED:
+        return None
+    if isinstance(value, float) and not math.isnan(value) and not math.isinf(value) and value == int(value) and abs(value) < 1e21:
+        return int(value)
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return None
