@@ -7,10 +7,11 @@ from hub_stream.faust_app import HubApp, HubTopics
 
 def register(app: HubApp) -> HubTopics:
     """Declare every agent (and its tables) on ``app``; returns the topics."""
-    from agents import intake, subscriptions, sync
+    from agents import intake, lag, subscriptions, sync
 
     topics = HubTopics(app)
     subscriptions.register(app, topics)
     sync.register(app, topics)
     intake.register(app, topics)
+    lag.register(app)
     return topics
