@@ -217,8 +217,13 @@ class RpcClient:
         *,
         timeout: float | None = None,
         command_id: str | None = None,
+        partition: int | None = None,
     ) -> Reply:
-        """Send one request and wait for its reply; raises RpcTimeout."""
+        """Send one request and wait for its reply; raises RpcTimeout.
+
+        ``partition`` overrides the key's partition: for requests every
+        partition must answer (one per partition), not one subscriber.
+        """
         correlation = uuid.uuid4().hex
         fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[correlation] = fut
@@ -233,6 +238,7 @@ class RpcClient:
                 encode_request(kind, body or {}, command_id or correlation),
                 key=key.encode(),
                 headers=headers,
+                partition=partition,
             )
             try:
                 return await asyncio.wait_for(fut, timeout or self._settings.request_timeout_s)

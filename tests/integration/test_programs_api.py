@@ -43,7 +43,11 @@ async def rpc(
 @pytest.fixture
 async def client(rpc: tuple[HubSettings, RpcClient], pool: asyncpg.Pool) -> AsyncIterator[TestClient]:
     settings, rpc_client = rpc
-    async with TestClient(TestServer(create_app(settings, rpc=rpc_client, pool=pool))) as c:
+    app = create_app(settings, rpc=rpc_client, pool=pool)
+    # No worker runs here: the registry is tested alone; the subscription check
+    # against real workers is tested in test_subscriptions_api.py.
+    app[SUBSCRIPTION_REFS] = no_subscription_refs
+    async with TestClient(TestServer(app)) as c:
         yield c
 
 
@@ -316,9 +320,10 @@ async def test_delete_is_409_while_a_subscription_references_it(
         assert (await client.delete("/api/programs/ACME", headers=system)).status == 204
 
 
-def test_default_subscription_refs_reports_none(rpc: tuple[HubSettings, RpcClient]) -> None:
+def test_the_api_asks_the_subscriptions_before_a_delete(rpc: tuple[HubSettings, RpcClient]) -> None:
     app = create_app(rpc[0], rpc=rpc[1])
-    assert app[SUBSCRIPTION_REFS] is no_subscription_refs
+    assert app[SUBSCRIPTION_REFS] is not no_subscription_refs
+    assert app[SUBSCRIPTION_REFS].func.__name__ == "subscription_refs"
 
 
 async def test_delete_removes_the_program_from_keys_grants(
