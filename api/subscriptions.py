@@ -25,7 +25,12 @@ from api.openapi import Operation, Param
 from api.programs import SUBSCRIPTION_REFS, program_id_from
 from api.state import POOL, RPC, SETTINGS
 from hub_stream.rpc import Reply, RpcTimeout
-from schemas.subscriptions import READ_ONLY_FIELDS, SubscriptionCreate, SubscriptionOut, SubscriptionPatch
+from schemas.subscriptions import (
+    READ_ONLY_FIELDS,
+    SubscriptionCreate,
+    SubscriptionOut,
+    SubscriptionPatch,
+)
 from schemas.timefmt import format_utc, utc_now
 
 

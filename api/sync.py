@@ -8,12 +8,12 @@ from aiohttp import web
 
 from api.auth import require_read, require_write
 from api.errors import ApiError
+from api.openapi import Operation, Param
+from api.programs import program_id_from, unknown_program
 from api.state import POOL, RPC, SETTINGS
 from hub_stream import ledger
 from hub_stream.programs import get_program
 from hub_stream.rpc import RpcTimeout
-from api.openapi import Operation, Param
-from api.programs import program_id_from, unknown_program
 from schemas.common import Problem
 from schemas.sync import SyncListOut, SyncOut
 

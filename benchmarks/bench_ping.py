@@ -20,10 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from support import HubProcess, make_settings  # noqa: E402
+
 from hub_stream.embedded import start_tansu  # noqa: E402
 from hub_stream.rpc import RpcClient, RpcTimeout  # noqa: E402
 from hub_stream.topics import ensure_topics  # noqa: E402
-from support import HubProcess, make_settings  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:

@@ -22,7 +22,8 @@ import asyncpg
 
 from hub_stream.programs import missing_programs, transaction
 from schemas.keys import KeyOut
-from schemas.programs import is_program_id, utc_text
+from schemas.programs import is_program_id
+from schemas.timefmt import format_utc as utc_text
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ from typing import Any
 import asyncpg
 from pydantic import SecretStr
 
-from schemas.programs import ProgramBody, ProgramOut, is_program_id, utc_text
+from schemas.programs import ProgramBody, ProgramOut, is_program_id
+from schemas.timefmt import format_utc as utc_text
 
 logger = logging.getLogger(__name__)
 

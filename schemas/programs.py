@@ -12,8 +12,6 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from schemas.timefmt import format_utc as utc_text  # re-exported: answers format times with it
-
 PROGRAM_ID_RULE = "1–25 characters of A-Z a-z 0-9 _ - ."
 CREATION_PATH_RULE = "1–15 characters of A-Z 0-9 _"
 DEFAULT_CREATION_PATH = "LH"

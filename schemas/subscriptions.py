@@ -2,7 +2,7 @@
 
 ``SynEnabled`` (the vendor's misspelling) is accepted as an alias of
 ``SyncEnabled`` in request bodies, never both at once; answers say
-``SyncEnabled``. ``LbApiPayloadTemplate`` is typed loosely here (object,
+``SyncEnabled``. ``LbApiPayloadTemplate`` is typed loosely here (object
 string or null): its content is checked by the template parser.
 """
 

@@ -16,11 +16,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from support import basic, make_settings
 
 from hub_stream import db
 from hub_stream.embedded import start_postgres, start_tansu
+from hub_stream.keys import create_key
+from hub_stream.rpc import RpcClient
 from hub_stream.settings import HubSettings
-from support import make_settings
+from hub_stream.topics import ensure_topics
 
 APP_TABLES = ("sync_batches", "syncs", "api_keys", "programs")
 
@@ -89,3 +92,23 @@ async def pool(database_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 def settings(kafka_bootstrap: str, database_dsn: str, tmp_path: Path) -> HubSettings:
     """Settings isolated to this test (own topics and consumer group)."""
     return make_settings(kafka_bootstrap, database_dsn, tmp_path)
+
+
+@pytest.fixture(scope="module")
+async def rpc(
+    kafka_bootstrap: str, database_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[HubSettings, RpcClient]]:
+    """Settings with their topics and one started RPC client, shared by a test module."""
+    settings = make_settings(kafka_bootstrap, database_dsn, Path(tmp_path_factory.mktemp("rpc")))
+    await ensure_topics(settings)
+    client = RpcClient(settings)
+    await client.start()
+    yield settings, client
+    await client.stop()
+
+
+@pytest.fixture
+async def system(pool: asyncpg.Pool) -> dict[str, str]:
+    """The Authorization header of a fresh system key."""
+    key = await create_key(pool, system=True)
+    return basic(key.user_id, key.api_key)

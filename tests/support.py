@@ -7,6 +7,7 @@ broker without seeing each other's records or consumer groups.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import subprocess
@@ -41,6 +42,11 @@ def make_settings(bootstrap: str, dsn: str, tmp: Path, **overrides: Any) -> HubS
     }
     values.update(overrides)
     return HubSettings(**values)
+
+
+def basic(user_id: str, secret: str) -> dict[str, str]:
+    """The Authorization header of a key."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{user_id}:{secret}".encode()).decode()}
 
 
 def settings_env(settings: HubSettings) -> dict[str, str]:

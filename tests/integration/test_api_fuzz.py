@@ -18,9 +18,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck
 from schemathesis.checks import not_a_server_error
+from support import hub_processes, make_settings, wait_ready
 
 from hub_stream import keys
-from support import hub_processes, make_settings, wait_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -5,35 +5,21 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from support import basic
 
 from api.app import create_app
 from api.auth import require_read, require_write
 from hub_stream.keys import create_key
 from hub_stream.rpc import RpcClient
 from hub_stream.settings import HubSettings
-from hub_stream.topics import ensure_topics
-from support import make_settings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-async def rpc(
-    kafka_bootstrap: str, database_dsn: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[tuple[HubSettings, RpcClient]]:
-    settings = make_settings(kafka_bootstrap, database_dsn, Path(tmp_path_factory.mktemp("auth")))
-    await ensure_topics(settings)
-    client = RpcClient(settings)
-    await client.start()
-    yield settings, client
-    await client.stop()
 
 
 async def _probe(request: web.Request) -> web.Response:
@@ -56,10 +42,6 @@ def _app(rpc: tuple[HubSettings, RpcClient], pool: asyncpg.Pool) -> web.Applicat
 async def client(rpc: tuple[HubSettings, RpcClient], pool: asyncpg.Pool) -> AsyncIterator[TestClient]:
     async with TestClient(TestServer(_app(rpc, pool))) as c:
         yield c
-
-
-def basic(user_id: str, secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user_id}:{secret}".encode()).decode()}
 
 
 def b64(text: str) -> str:

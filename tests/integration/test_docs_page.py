@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support import hub_processes
 
 from hub_stream.settings import HubSettings
-from support import hub_processes, wait_ready
 
 pytestmark = pytest.mark.integration
 

@@ -3,38 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from support import basic
 
 from api.app import create_app
-from hub_stream.keys import create_key, hash_secret, lookup_grants
+from hub_stream.keys import hash_secret, lookup_grants
 from hub_stream.rpc import RpcClient
 from hub_stream.settings import HubSettings
-from hub_stream.topics import ensure_topics
-from support import make_settings
 
 pytestmark = pytest.mark.integration
 
 UTC_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-
-
-@pytest.fixture(scope="module")
-async def rpc(
-    kafka_bootstrap: str, database_dsn: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[tuple[HubSettings, RpcClient]]:
-    settings = make_settings(kafka_bootstrap, database_dsn, Path(tmp_path_factory.mktemp("keys")))
-    await ensure_topics(settings)
-    client = RpcClient(settings)
-    await client.start()
-    yield settings, client
-    await client.stop()
 
 
 @pytest.fixture
@@ -42,16 +27,6 @@ async def client(rpc: tuple[HubSettings, RpcClient], pool: asyncpg.Pool) -> Asyn
     settings, rpc_client = rpc
     async with TestClient(TestServer(create_app(settings, rpc=rpc_client, pool=pool))) as c:
         yield c
-
-
-def basic(user_id: str, secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user_id}:{secret}".encode()).decode()}
-
-
-@pytest.fixture
-async def system(pool: asyncpg.Pool) -> dict[str, str]:
-    key = await create_key(pool, system=True)
-    return basic(key.user_id, key.api_key)
 
 
 @pytest.fixture

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from support import basic
 
 from api.app import create_app
 from api.programs import SUBSCRIPTION_REFS
@@ -18,26 +17,11 @@ from hub_stream.keys import create_key
 from hub_stream.programs import no_subscription_refs
 from hub_stream.rpc import RpcClient
 from hub_stream.settings import HubSettings
-from hub_stream.topics import ensure_topics
-from support import make_settings
 
 pytestmark = pytest.mark.integration
 
 UTC_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 LB_SECRET = "LBKEY-registry-test-0123456789"
-
-
-@pytest.fixture(scope="module")
-async def rpc(
-    kafka_bootstrap: str, database_dsn: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[tuple[HubSettings, RpcClient]]:
-    """One RPC client for the module: the registry never uses it, create_app needs one."""
-    settings = make_settings(kafka_bootstrap, database_dsn, Path(tmp_path_factory.mktemp("programs")))
-    await ensure_topics(settings)
-    client = RpcClient(settings)
-    await client.start()
-    yield settings, client
-    await client.stop()
 
 
 @pytest.fixture
@@ -49,17 +33,6 @@ async def client(rpc: tuple[HubSettings, RpcClient], pool: asyncpg.Pool) -> Asyn
     app[SUBSCRIPTION_REFS] = no_subscription_refs
     async with TestClient(TestServer(app)) as c:
         yield c
-
-
-def basic(user_id: str, secret: str) -> dict[str, str]:
-    token = base64.b64encode(f"{user_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
-@pytest.fixture
-async def system(pool: asyncpg.Pool) -> dict[str, str]:
-    key = await create_key(pool, system=True)
-    return basic(key.user_id, key.api_key)
 
 
 def is_problem(body: Any, code: str) -> bool:

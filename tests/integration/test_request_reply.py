@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
 import pytest
+from support import hub_processes, wait_ready
 
 from hub_stream.rpc import RpcClient, RpcTimeout
 from hub_stream.settings import HubSettings
 from hub_stream.topics import ensure_topics
-from support import hub_processes, wait_ready
 
 pytestmark = pytest.mark.integration
 

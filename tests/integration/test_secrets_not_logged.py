@@ -15,15 +15,11 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
+from support import HubProcess, basic, hub_processes, make_settings, settings_env
 
 from hub_stream.keys import create_key
-from support import HubProcess, hub_processes, make_settings, settings_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def basic(user_id: str, secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user_id}:{secret}".encode()).decode()}
 
 
 async def _wait_alive(http: aiohttp.ClientSession, url: str, procs: list[HubProcess]) -> None:

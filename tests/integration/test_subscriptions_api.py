@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 import time
 import uuid
@@ -14,6 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from support import HubProcess, basic, make_settings
 
 from api.app import create_app
 from api.subscriptions import install_subscription_refs
@@ -21,7 +21,6 @@ from hub_stream.keys import create_key
 from hub_stream.rpc import RpcClient, RpcTimeout
 from hub_stream.settings import HubSettings
 from hub_stream.topics import ensure_topics
-from support import HubProcess, make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -73,16 +72,6 @@ async def http(stack: tuple[HubSettings, RpcClient], pool: asyncpg.Pool) -> Asyn
     install_subscription_refs(app)
     async with TestClient(TestServer(app)) as c:
         yield c
-
-
-def basic(user_id: str, secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user_id}:{secret}".encode()).decode()}
-
-
-@pytest.fixture
-async def system(pool: asyncpg.Pool) -> dict[str, str]:
-    key = await create_key(pool, system=True)
-    return basic(key.user_id, key.api_key)
 
 
 async def register(pool: asyncpg.Pool, *program_ids: str) -> None:

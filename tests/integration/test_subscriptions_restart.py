@@ -18,12 +18,12 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
+from support import HubProcess, wait_ready
 
 from hub_stream.embedded import free_port
 from hub_stream.keys import create_key
 from hub_stream.rpc import RpcClient, RpcTimeout
 from hub_stream.settings import HubSettings
-from support import HubProcess, wait_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from support import settings_env
 
 from hub_stream.rpc import RpcClient
 from hub_stream.settings import HubSettings
 from hub_stream.topics import COMPACTED, ensure_topics
-from support import settings_env
 
 pytestmark = pytest.mark.integration
 

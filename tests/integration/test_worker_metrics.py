@@ -8,12 +8,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from support import HubProcess
 
 from hub_stream.embedded import free_port
 from hub_stream.rpc import RpcClient, RpcTimeout
 from hub_stream.settings import HubSettings
 from hub_stream.topics import ensure_topics
-from support import HubProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

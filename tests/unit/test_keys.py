@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from hub_stream.keys import Grants, NewKey, hash_secret, secrets_match
 from schemas.keys import KeyBody
-from schemas.programs import ProgramBody, is_program_id, utc_text
+from schemas.programs import ProgramBody, is_program_id
+from schemas.timefmt import format_utc as utc_text
 
 
 def test_hash_is_sha256_and_matches_only_the_secret() -> None:

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from hub_stream import subscriptions as subs
-from hub_stream.subscriptions import APPLIED_LIMIT, CommandLog, Outcome, SubscriberRecord, apply, is_plain_template
+from hub_stream.subscriptions import (
+    APPLIED_LIMIT,
+    CommandLog,
+    Outcome,
+    SubscriberRecord,
+    apply,
+    is_plain_template,
+)
 
 T0 = "2026-11-22T08:00:00.000Z"
 T1 = "2026-11-22T09:00:00.000Z"

@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 
-from hub_stream.templating import SafeString, TemplateRenderError, TemplateSyntaxError, compile_template
+from hub_stream.templating import (
+    SafeString,
+    TemplateRenderError,
+    TemplateSyntaxError,
+    compile_template,
+)
 
 
 def render(source: str, context: Any = None, **kwargs: Any) -> str:

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from hub_stream.templating import TemplateError, TemplateRenderError, TemplateSyntaxError, compile_template
+from hub_stream.templating import (
+    TemplateError,
+    TemplateRenderError,
+    TemplateSyntaxError,
+    compile_template,
+)
 
 
 @pytest.mark.parametrize(
