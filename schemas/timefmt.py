@@ -42,3 +42,8 @@ def to_millis(moment: datetime) -> int:
 
 def from_millis(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def utc_now_text() -> str:
+    """Now, formatted as the contract wants."""
+    return format_utc(utc_now())

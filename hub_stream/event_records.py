@@ -1,0 +1,63 @@
+"""The records of hub.events: canonical events and deletion markers.
+
+- key: the PublisherProgramId (UTF-8), so one publisher's records are ordered
+  in one partition; the partition is Kafka's default (murmur2) of the key,
+  the same on every client (``partition_for``).
+- an event: header ``hub-kind: event``; value = the canonical event as JSON
+  (``EventId``, ``PublisherProgramId``, …, ``CreatedUtc``); record timestamp =
+  CreatedUtc in epoch milliseconds.
+- a deletion: header ``hub-kind: deleted``; value ``{"EventId", "DeletedUtc"}``.
+  The event stays in the log (it is kept forever); readers skip it when a
+  marker for it follows.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiokafka.partitioner import murmur2
+
+from hub_stream.sync import StoredEvent
+
+KIND_HEADER = "hub-kind"
+KIND_EVENT = b"event"
+KIND_DELETED = b"deleted"
+
+
+def partition_for(publisher: str, partitions: int) -> int:
+    """The partition of hub.events that holds ``publisher``'s records (Kafka's default partitioner)."""
+    return (murmur2(publisher.encode()) & 0x7FFFFFFF) % partitions
+
+
+def encode_event(event: dict[str, Any]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of an event record."""
+    return (
+        str(event["PublisherProgramId"]).encode(),
+        json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode(),
+        [(KIND_HEADER, KIND_EVENT)],
+    )
+
+
+def encode_deletion(publisher: str, event_id: str, deleted_utc: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of a deletion marker."""
+    return (
+        publisher.encode(),
+        json.dumps({"EventId": event_id, "DeletedUtc": deleted_utc}, separators=(",", ":")).encode(),
+        [(KIND_HEADER, KIND_DELETED)],
+    )
+
+
+def decode_record(record: Any) -> StoredEvent | None:
+    """A StoredEvent from an aiokafka ConsumerRecord of hub.events (None: not ours)."""
+    kind = next((v for k, v in (record.headers or ()) if k == KIND_HEADER), KIND_EVENT)
+    try:
+        doc = json.loads(record.value)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    publisher = (record.key or b"").decode("utf-8", "replace")
+    if kind == KIND_DELETED:
+        return StoredEvent(offset=record.offset, publisher=publisher, deleted_event_id=str(doc.get("EventId")))
+    return StoredEvent(offset=record.offset, publisher=publisher, event=doc)
