@@ -47,6 +47,9 @@ def cmd_worker(settings: HubSettings, args: argparse.Namespace) -> int:
         redirect_stdouts=False,
         override_logging=False,
     )
+    # Faust's progress spinner writes terminal control codes to stdout even when
+    # stdout is a file or a pipe (`hub dev` shares it); its "Ready" log line is enough.
+    worker.spinner = None
     worker.execute_from_commandline()  # exits the process when the worker stops
     return 0
 
