@@ -19,7 +19,7 @@ import faust
 
 from agents.serving import request_agent
 from hub_stream import cursors as cur
-from hub_stream.event_records import decode_record, partition_for
+from hub_stream.event_log import KafkaEventSource
 from hub_stream.faust_app import HubApp, HubTopics, table
 from hub_stream.rpc import Handler, Reply, Request
 from hub_stream.subscriptions import SubscriberRecord
@@ -69,11 +69,10 @@ class CursorHandlers:
 
 def register(app: HubApp, topics: HubTopics) -> CursorHandlers:
     from agents.subscriptions import subscriptions_table
-    from agents.syncing import KafkaEventSource, SyncHandler
+    from agents.syncing import SyncHandler
 
     cursors = CursorHandlers(cursors_table(app), subscriptions_table(app))
-    partitions = app.hub_settings.events_partitions
-    source = KafkaEventSource(app, decode_record, lambda publisher: partition_for(publisher, partitions))
+    source = KafkaEventSource(app.hub_settings)
     handlers: dict[str, Handler] = {
         "set_cursor": cursors.set_cursor,
         "get_cursors": cursors.get_cursors,

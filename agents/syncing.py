@@ -12,82 +12,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hub_stream import db, ledger, metrics
 from hub_stream.cursors import SubscriberCursors, SyncCursor
+from hub_stream.event_log import KafkaEventSource
 from hub_stream.faust_app import HubApp
 from hub_stream.lb_client import BatchOutcome, CreateBatchClient, LbTarget
-from hub_stream.offsets import log_ends
 from hub_stream.programs import get_program
 from hub_stream.rpc import Reply, Request
 from hub_stream.subscriptions import SubscriberRecord
-from hub_stream.sync import StoredEvent, SubscriptionOutcome, sync_answer, sync_subscription
+from hub_stream.sync import SubscriptionOutcome, sync_answer, sync_subscription
 from hub_stream.sync_plan import PlannedBatch
 from hub_stream.templating import PayloadTemplateError, parse_payload_template
 
 logger = logging.getLogger(__name__)
-
-READ_BATCH_TIMEOUT_MS = 500
-
-
-class KafkaEventSource:
-    """Range reads of one publisher's partition of hub.events."""
-
-    def __init__(self, app: HubApp, decode: Callable[[Any], StoredEvent | None], partition_of: Callable[[str], int]) -> None:
-        self._settings = app.hub_settings
-        self._topic = app.hub_settings.topic("events")
-        self._decode = decode
-        self._partition_of = partition_of
-
-    def _tp(self, publisher: str) -> TopicPartition:
-        return TopicPartition(self._topic, self._partition_of(publisher))
-
-    async def log_end(self, publisher: str) -> int:
-        tp = self._tp(publisher)
-        ends = await log_ends(self._settings.kafka_bootstrap or "", [tp])
-        return ends[tp]
-
-    async def read(self, publisher: str, start: int, end: int) -> AsyncIterator[StoredEvent]:
-        if start >= end:
-            return
-        tp = self._tp(publisher)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=self._settings.fetch_max_wait_ms,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
-        await consumer.start()
-        try:
-            consumer.assign([tp])
-            consumer.seek(tp, start)
-            key = publisher.encode()
-            position = start
-            while position < end:
-                batches = await consumer.getmany(tp, timeout_ms=READ_BATCH_TIMEOUT_MS, max_records=5000)
-                for record in batches.get(tp, []):
-                    if record.offset >= end:
-                        position = end
-                        break
-                    position = record.offset + 1
-                    if record.key != key:
-                        continue  # another publisher sharing the partition
-                    stored = self._decode(record)
-                    if stored is not None:
-                        yield stored
-                else:
-                    if not batches:
-                        position = max(position, await consumer.position(tp))
-        finally:
-            await consumer.stop()
-
 
 class SyncHandler:
     """Handles "sync" requests: every SyncEnabled subscription of one program."""
