@@ -11,7 +11,8 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from hub_stream.templating.parser import (
@@ -30,6 +31,7 @@ from hub_stream.templating.parser import (
     parse,
 )
 from hub_stream.templating.values import (
+    NEEDS_HTML_ESCAPE,
     UNDEFINED,
     SafeString,
     escape_html,
@@ -38,6 +40,7 @@ from hub_stream.templating.values import (
     is_falsy,
     js_string,
     json_literal,
+    needs_json_escape,
 )
 
 logger = logging.getLogger(__name__)
@@ -364,6 +367,15 @@ def _compile_call(
     return run
 
 
+def print_escaped(value: Any, escape: Callable[[str], str]) -> str:
+    """What ``{{value}}`` prints: a SafeString as it is, anything else escaped."""
+    if type(value) is str:
+        return escape(value)
+    if isinstance(value, SafeString):
+        return js_string(value)
+    return escape(js_string(value))
+
+
 def _compile_mustache(node: Mustache, prefix: str = "") -> CompiledProgram:
     """``prefix`` is literal text just before the tag, folded in to save a call per node."""
     call = node.call
@@ -388,18 +400,14 @@ def _compile_mustache(node: Mustache, prefix: str = "") -> CompiledProgram:
                 value = _call_helper(key, helper, [], Options(key, {}, scope, state, None, None))
             if type(value) is str:
                 return prefix + (state.escape(value) if escaped else value)
-            if isinstance(value, SafeString) or not escaped:
-                return prefix + js_string(value)
-            return prefix + state.escape(js_string(value))
+            return prefix + (print_escaped(value, state.escape) if escaped else js_string(value))
 
         return simple
     evaluate = _compile_call(call, None, None)
 
     def full(scope: Scope, state: State) -> str:
         value = evaluate(scope, state)
-        if isinstance(value, SafeString) or not escaped:
-            return prefix + js_string(value)
-        return prefix + state.escape(js_string(value))
+        return prefix + (print_escaped(value, state.escape) if escaped else js_string(value))
 
     return full
 
@@ -537,17 +545,262 @@ def compile_program(nodes: list[Node] | None) -> CompiledProgram:
     return run
 
 
+# --- flat programs: the common row template, without Scope, State or frames -----
+#
+# Row templates are nearly always text, path mustaches and {{json path}}. Such a
+# template renders here by lookups and one join: the root's keys come from one
+# itemgetter call per kind of slot, the other values from small closures, one
+# search tells whether any value needs escaping at all, and another itemgetter
+# interleaves texts and literals. It prints exactly as the general program (the
+# same printing functions); whatever it does not cover (a root that is no dict,
+# helpers that shadow a name it uses, partials, a value that fails to print) is
+# rendered by the general program instead. Nothing here is reached by template
+# text other than as dict keys, list indexes and @-data names, as there.
+
+
+class _Fallback(Exception):
+    """This render is for the general program (which also reports any error)."""
+
+
+Data = Mapping[str, Any] | None
+Escape = Callable[[str], str]
+FlatLookup = Callable[[dict[str, Any], Data], Any]
+FlatPrint = Callable[[dict[str, Any], Data, Escape], str]
+
+
+def _flat_lookup(expr: Expr) -> FlatLookup | None:
+    """A lookup from the root (a dict) and the ``@`` data, as _resolver does at the top level."""
+    if isinstance(expr, Literal):
+        constant = expr.value
+        return lambda root, data: constant
+    if not isinstance(expr, PathExpr):
+        return None
+    parts = expr.parts
+    if expr.data:  # the top frame holds {"root": root, **data}; @../ stays there
+        head, rest = (parts[0], parts[1:]) if parts else ("", ())
+
+        def data_var(data: Data, root: dict[str, Any]) -> Any:
+            if data is not None and head in data:
+                return data[head]
+            return root if head == "root" else UNDEFINED
+
+        if len(rest) == 1:  # @event.Field: the usual
+            key = rest[0]
+
+            def data_field(root: dict[str, Any], data: Data) -> Any:
+                value = data[head] if data is not None and head in data else data_var(data, root)
+                return value.get(key, UNDEFINED) if type(value) is dict else _get(value, key)
+
+            return data_field
+
+        def data_lookup(root: dict[str, Any], data: Data) -> Any:
+            value = data_var(data, root)
+            for part in rest:
+                value = _get(value, part)
+            return value
+
+        return data_lookup
+    if not parts:  # this, . and ../ (which stays at the root at the top level)
+        return lambda root, data: root
+    first, rest = parts[0], parts[1:]
+    if len(rest) == 1:  # a.b: the usual nested field, without the loop
+        second = rest[0]
+
+        def pair_lookup(root: dict[str, Any], data: Data) -> Any:
+            value = root.get(first, UNDEFINED)
+            return value.get(second, UNDEFINED) if type(value) is dict else _get(value, second)
+
+        return pair_lookup
+
+    def path_lookup(root: dict[str, Any], data: Data) -> Any:
+        value = root.get(first, UNDEFINED)
+        for part in rest:
+            value = _get(value, part)
+        return value
+
+    return path_lookup
+
+
+def _printer(lookup: FlatLookup, kind: str) -> FlatPrint:
+    """Print what ``lookup`` finds as ``{{x}}`` (escaped), ``{{{x}}}`` (raw) or ``{{json x}}``."""
+    if kind == "escaped":
+
+        def print_escaped_value(root: dict[str, Any], data: Data, escape: Escape) -> str:
+            value = lookup(root, data)
+            return escape(value) if type(value) is str else print_escaped(value, escape)
+
+        return print_escaped_value
+    if kind == "raw":
+        return lambda root, data, escape: js_string(lookup(root, data))
+
+    def print_json(root: dict[str, Any], data: Data, escape: Escape) -> str:
+        try:
+            return json_literal(lookup(root, data))
+        except Exception:  # noqa: BLE001 - the general program reports it as helper 'json' failing
+            raise _Fallback from None
+
+    return print_json
+
+
+class _Slot:
+    """One mustache of a flat program: a top-level key fetched with the others, or a printer."""
+
+    __slots__ = ("key", "kind", "printer", "uses")
+
+    def __init__(self, kind: str, key: str | None, printer: FlatPrint | None, uses: str | None) -> None:
+        self.kind = kind  # escaped, raw or json
+        self.key = key
+        self.printer = printer
+        self.uses = uses  # a name that must not be a registered helper
+
+
+def _top_key(expr: Expr) -> str | None:
+    """``name``: a key of the root, as resolve_one reads it at the top level (no block params there)."""
+    if isinstance(expr, PathExpr) and not expr.data and not expr.this and expr.depth == 0 and len(expr.parts) == 1:
+        return expr.parts[0]
+    return None
+
+
+def _flat_slot(node: Mustache) -> _Slot | None:
+    """How a mustache prints in a flat program; None when it needs the general program."""
+    call = node.call
+    kind = "escaped" if node.escaped else "raw"
+    if not call.params and not call.hash:
+        name = _helper_name(call)
+        if name is not None:  # {{name}} calls a helper when one is registered under that name
+            return None if name in BUILTIN_HELPERS else _Slot(kind, name, None, name)
+        lookup = _flat_lookup(call.path) if not isinstance(call.path, Literal) else None
+        return _Slot(kind, None, _printer(lookup, kind), None) if lookup is not None else None
+    if _helper_name(call) == "json" and len(call.params) == 1 and not call.hash:
+        # The helper returns a SafeString: {{json x}} and {{{json x}}} print the same.
+        param = call.params[0]
+        key = _top_key(param)
+        if key is not None:
+            return _Slot("json", key, None, "json")
+        lookup = _flat_lookup(param)
+        return _Slot("json", None, _printer(lookup, "json"), "json") if lookup is not None else None
+    return None
+
+
+def _grabber(keys: list[str]) -> Callable[[dict[str, Any]], Sequence[Any]]:
+    """The values of ``keys`` in one C call (itemgetter); raises KeyError for a missing key."""
+    if len(keys) >= 2:
+        return itemgetter(*keys)  # type: ignore[return-value]
+    return lambda root: tuple(root[key] for key in keys)  # itemgetter(k) gives no tuple
+
+
+class _FlatProgram:
+    """Literals and slots, rendered as ``literal0 text0 literal1 text1 … literalN``.
+
+    The texts are computed in groups (escaped keys, raw keys, json keys,
+    printers) and a gather picks them in template order: one C call instead of
+    a Python loop over the slots. ``render`` is a closure over all of it.
+    """
+
+    __slots__ = ("render", "uses")
+
+    def __init__(self, literals: list[str], slots: list[_Slot]) -> None:
+        self.uses = frozenset(s.uses for s in slots if s.uses is not None)
+        self.render = _flat_renderer(literals, slots)
+
+
+FlatRender = Callable[[dict[str, Any], Data, Escape, Callable[[str], Any]], str]
+
+
+def _flat_renderer(literals: list[str], slots: list[_Slot]) -> FlatRender:
+    """``literals`` has one entry before each slot and one after the last."""
+    groups = {kind: [s for s in slots if s.key is not None and s.kind == kind] for kind in ("escaped", "raw", "json")}
+    escaped_keys = [s.key for s in groups["escaped"] if s.key is not None]
+    raw_keys = [s.key for s in groups["raw"] if s.key is not None]
+    json_keys = [s.key for s in groups["json"] if s.key is not None]
+    printed = [s for s in slots if s.key is None]
+    printers = [s.printer for s in printed if s.printer is not None]
+    grab_escaped, grab_raw, grab_json = _grabber(escaped_keys), _grabber(raw_keys), _grabber(json_keys)
+    position = {id(slot): len(literals) + i for i, slot in enumerate([*groups["escaped"], *groups["raw"], *groups["json"], *printed])}
+    order: list[int] = []
+    for i, slot in enumerate(slots):
+        order += [i, position[id(slot)]]
+    order.append(len(slots))
+    gather = itemgetter(*order)  # at least three indexes: always a tuple
+    literal_texts = tuple(literals)
+
+    def render(root: dict[str, Any], data: Data, escape: Escape, needs_escape: Callable[[str], Any]) -> str:
+        # A missing key reads as None here, UNDEFINED there: both print the same.
+        try:
+            escaped: Sequence[Any] = grab_escaped(root)
+        except KeyError:
+            escaped = list(map(root.get, escaped_keys))
+        try:
+            clean = not needs_escape("".join(escaped))  # one pass over all the values
+        except TypeError:  # a value that is no string
+            clean = False
+        if not clean:
+            escaped = [print_escaped(value, escape) for value in escaped]
+        raw: Sequence[Any] = ()
+        if raw_keys:
+            try:
+                raw = grab_raw(root)
+            except KeyError:
+                raw = list(map(root.get, raw_keys))
+            try:
+                "".join(raw)
+            except TypeError:
+                raw = [js_string(value) for value in raw]
+        as_json: Sequence[str] = ()
+        if json_keys:
+            try:
+                values = grab_json(root)
+            except KeyError:
+                values = list(map(root.get, json_keys))
+            try:
+                as_json = list(map(json_literal, values))
+            except Exception:  # noqa: BLE001 - the general program reports it as helper 'json' failing
+                raise _Fallback from None
+        texts = [printer(root, data, escape) for printer in printers] if printers else ()
+        return "".join(gather([*literal_texts, *escaped, *raw, *as_json, *texts]))
+
+    return render
+
+
+def compile_flat(nodes: list[Node]) -> _FlatProgram | None:
+    """A flat program for a top level of only text and simple mustaches, else None.
+
+    The general program checks the clock every _CHECK_EVERY helper calls; a flat
+    program has fewer than that, so like the general one it never needs to.
+    """
+    literals: list[str] = []
+    slots: list[_Slot] = []
+    pending = ""
+    for node in nodes:
+        if isinstance(node, Text):
+            pending += node.value
+            continue
+        slot = _flat_slot(node) if isinstance(node, Mustache) else None
+        if slot is None:
+            return None
+        literals.append(pending)
+        slots.append(slot)
+        pending = ""
+    if not slots or sum(s.kind == "json" for s in slots) >= _CHECK_EVERY:
+        return None
+    literals.append(pending)
+    return _FlatProgram(literals, slots)
+
+
 ESCAPES: dict[str, Callable[[str], str]] = {"html": escape_html, "json": escape_json}
+NEEDS_ESCAPE: dict[str, Callable[[str], Any]] = {"html": NEEDS_HTML_ESCAPE, "json": needs_json_escape}
+_MODES = {name: (ESCAPES[name], NEEDS_ESCAPE[name]) for name in ESCAPES}
 
 
 class Template:
     """A compiled template: render it as often as you like."""
 
-    __slots__ = ("source", "_program")
+    __slots__ = ("_flat", "_program", "source")
 
-    def __init__(self, source: str, program: CompiledProgram) -> None:
+    def __init__(self, source: str, program: CompiledProgram, flat: _FlatProgram | None = None) -> None:
         self.source = source
         self._program = program
+        self._flat = flat  # the same template for the common case, when it has that shape
 
     def render(
         self,
@@ -561,15 +814,44 @@ class Template:
         time_limit: float = DEFAULT_TIME_LIMIT_S,
     ) -> str:
         """Render with ``context`` as the root; ``data`` adds ``@`` variables."""
-        if escape not in ESCAPES:
+        mode = _MODES.get(escape)
+        if mode is None:
             raise ValueError(f"escape must be one of {sorted(ESCAPES)}, not {escape!r}")
+        flat = self._flat
+        if (
+            flat is not None
+            and type(context) is dict
+            and not partials  # the general program compiles (and so checks) the partials given
+            and (data is None or type(data) is dict)
+            and (not helpers or helpers.keys().isdisjoint(flat.uses))
+        ):
+            try:
+                text = flat.render(context, data, mode[0], mode[1])
+            except (_Fallback, RecursionError):
+                pass  # the general program renders it, or raises its error
+            else:
+                if len(text) > max_output:
+                    raise TemplateRenderError(f"output larger than {max_output} characters")
+                return text
+        return self._render_general(context, data, helpers, partials, mode[0], max_output, time_limit)
+
+    def _render_general(
+        self,
+        context: Any,
+        data: Mapping[str, Any] | None,
+        helpers: Mapping[str, Callable[..., Any]] | None,
+        partials: Mapping[str, str | Template] | None,
+        escape: Escape,
+        max_output: int,
+        time_limit: float,
+    ) -> str:
         all_helpers = {**BUILTIN_HELPERS, **helpers} if helpers else BUILTIN_HELPERS
         compiled_partials: dict[str, Any] = {}
         for name, partial in (partials or {}).items():
             compiled_partials[name] = (partial if isinstance(partial, Template) else compile_template(partial))._program
         frame = DataFrame({"root": context, **(data or {})}, None)
         scope = Scope(context, None, frame, {}, compiled_partials, 0)
-        state = State(all_helpers, ESCAPES[escape], max_output, time.monotonic() + time_limit)
+        state = State(all_helpers, escape, max_output, time.monotonic() + time_limit)
         try:
             return state.check_size(self._program(scope, state))
         except RecursionError:
@@ -588,7 +870,8 @@ def compile_template(source: str) -> Template:
     if cached is not None:
         _CACHE.move_to_end(key)
         return cached
-    template = Template(source, compile_program(parse(source)))
+    nodes = parse(source)
+    template = Template(source, compile_program(nodes), compile_flat(nodes))
     _CACHE[key] = template
     if len(_CACHE) > CACHE_SIZE:
         _CACHE.popitem(last=False)

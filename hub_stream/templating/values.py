@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from json.encoder import encode_basestring as _encode_json_string
 from typing import Any
 
 
@@ -102,22 +103,55 @@ def escape_html(text: str) -> str:
 
 _JSON_RE = re.compile(r'["\\\x00-\x1f]')
 
+# Which text an escape would change: a search that finds nothing means the text
+# prints as it is, so callers can check many values in one pass (see runtime).
+NEEDS_HTML_ESCAPE = _HTML_RE.search
 
-def _json_char(match: re.Match[str]) -> str:
-    ch = match.group()
-    return json.dumps(ch)[1:-1]
+
+def needs_json_escape(text: str) -> bool:
+    """Whether escape_json would change ``text``: _JSON_RE.search, faster on the usual text.
+
+    Quote and backslash are found by memchr; every control character is
+    unprintable, so printable text without them needs nothing.
+    """
+    if '"' in text or "\\" in text:
+        return True
+    return not text.isprintable() and _JSON_RE.search(text) is not None
 
 
 def escape_json(text: str) -> str:
-    """Text safe inside a JSON string: quote, backslash and control characters escaped."""
+    """Text safe inside a JSON string: quote, backslash and control characters escaped.
+
+    The json module's own string encoder (C) escapes exactly those characters
+    (``\\n``, ``\\u0001``...) and leaves everything else, non-ASCII too, as it is.
+    """
     if not _JSON_RE.search(text):
         return text
-    return _JSON_RE.sub(_json_char, text)
+    return _encode_json_string(text)[1:-1]
+
+
+# One encoder, built once: json.dumps with these arguments builds a new one per call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_INFINITIES = (math.inf, -math.inf)
 
 
 def json_literal(value: Any) -> str:
     """``value`` as a compact JSON literal (undefined as null, 100.0 as 100)."""
-    return json.dumps(_plain(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    kind = type(value)
+    # Scalars are most of what rows hold: print them as _plain + the encoder would.
+    if kind is str:
+        return _encode_json_string(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if value is None or value is UNDEFINED:
+        return "null"
+    if kind is float:
+        if value.is_integer():  # not for NaN and infinities
+            return str(int(value)) if abs(value) < 1e21 else repr(value)
+        return "null" if math.isnan(value) or value in _INFINITIES else repr(value)
+    return _COMPACT_JSON.encode(_plain(value))
 
 
 def _plain(value: Any) -> Any:
