@@ -10,8 +10,9 @@ and events without one; no match and no default: the event is ignored.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Literal
 
 from hub_stream.templating.parser import TemplateError, TemplateSyntaxError
@@ -132,12 +133,52 @@ class PayloadTemplate:
         except TemplateRenderError as exc:
             raise RowRenderError(str(exc), event_id=event_id, entry=entry.key) from None
         try:
-            row = json.loads(text)
+            row = _load(text)
         except json.JSONDecodeError as exc:
             raise RowRenderError(f"row is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", event_id=event_id, entry=entry.key) from None
         if not isinstance(row, dict):
             raise RowRenderError(f"row is not a JSON object (got {_json_kind(row)})", event_id=event_id, entry=entry.key)
-        return RenderedRow(entry.import_process_id, json.dumps(row, separators=(",", ":"), ensure_ascii=False))
+        return RenderedRow(entry.import_process_id, _compact(row))
+
+
+# The row check and compaction are json.loads and json.dumps(separators=(",", ":"),
+# ensure_ascii=False). Both spend a good part of a row's time in their Python
+# layers (dumps builds a new encoder per call), so the row path calls the same C
+# scanner and a C encoder built once, and leaves every failure to json.loads.
+_scan_once = json.JSONDecoder().scan_once
+_JSON_SPACE = " \t\n\r"
+
+
+def _load(text: str) -> Any:
+    """json.loads(text), or its exact error."""
+    try:
+        value, end = _scan_once(text, 0)
+    except (StopIteration, ValueError):
+        return json.loads(text)  # leading space (rare), or an error to report as it reports it
+    if end != len(text) and text[end:].strip(_JSON_SPACE):
+        return json.loads(text)  # extra data
+    return value
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _c_compact() -> Callable[[Any], str] | None:
+    """The C encoder json.dumps would build, built once; None where it differs or is missing."""
+    if c_make_encoder is None:
+        return None
+    try:  # a private signature: check it still means what it meant
+        encode = c_make_encoder(None, None, encode_basestring, None, ":", ",", False, False, True)
+        sample = {"a": [1, 2.5, None, True, "é\n\"", {"b": -0.0}], "c": float("nan")}
+        if "".join(encode(sample, 0)) != _COMPACT.encode(sample):
+            return None
+    except (TypeError, ValueError):
+        return None
+    # No circular check (markers None): a value fresh from json.loads is a tree.
+    return lambda row: "".join(encode(row, 0))
+
+
+_compact: Callable[[Any], str] = _c_compact() or _COMPACT.encode
 
 
 def _json_kind(value: Any) -> str:

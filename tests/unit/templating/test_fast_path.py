@@ -210,3 +210,56 @@ def test_json_literal_matches_the_reference() -> None:
     for value in values:
         assert json_literal(value) == _old_json_literal(value), repr(value)
 
+
+ROW_TEXTS = [
+    '{"a": 1}',
+    ' \n{"a": 1}\n ',
+    '{"a": "é\\u00e9\\/\\ud83d\\ude00\\ud800", "n": [1.0, 1e5, -0, 10000000000000000000000, NaN, Infinity]}',
+    '{"dup": 1, "dup": 2}',
+    "{}",
+    '{"a": {"b": [true, false, null]}}\t',
+    '{"a": 1}{"b": 2}',
+    '{"a": 1} x',
+    '{"a": }',
+    '{"a": "\x01"}',
+    '{"a": "\\x"}',
+    "\ufeff{}",
+    "",
+    "   ",
+    "[1, 2]",
+    '"str"',
+    "nul",
+]
+
+
+@pytest.mark.parametrize("text", ROW_TEXTS)
+def test_row_check_and_compaction_match_json_loads_and_dumps(text: str) -> None:
+    from hub_stream.templating import payload
+
+    def reference(text: str) -> tuple[str, Any]:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return "error", (exc.msg, exc.lineno, exc.colno)
+        return "ok", (value, json.dumps(value, separators=(",", ":"), ensure_ascii=False) if isinstance(value, dict) else None)
+
+    def ours(text: str) -> tuple[str, Any]:
+        try:
+            value = payload._load(text)
+        except json.JSONDecodeError as exc:
+            return "error", (exc.msg, exc.lineno, exc.colno)
+        return "ok", (value, payload._compact(value) if isinstance(value, dict) else None)
+
+    want, got = reference(text), ours(text)
+    assert got[0] == want[0]
+    if want[0] == "ok":
+        assert got[1][1] == want[1][1]
+        assert json.dumps(got[1][0]) == json.dumps(want[1][0])  # NaN != NaN: compare the dumps
+    else:
+        assert got == want
+
+
+def test_rows_are_compacted_by_the_c_encoder_when_it_is_there() -> None:
+    from hub_stream.templating import payload
+
+    assert payload._compact is not payload._COMPACT.encode or payload.c_make_encoder is None
