@@ -565,7 +565,6 @@ class _Fallback(Exception):
 Data = Mapping[str, Any] | None
 Escape = Callable[[str], str]
 FlatLookup = Callable[[dict[str, Any], Data], Any]
-FlatPrint = Callable[[dict[str, Any], Data, Escape], str]
 
 
 def _flat_lookup(expr: Expr) -> FlatLookup | None:
@@ -621,36 +620,15 @@ def _flat_lookup(expr: Expr) -> FlatLookup | None:
     return path_lookup
 
 
-def _printer(lookup: FlatLookup, kind: str) -> FlatPrint:
-    """Print what ``lookup`` finds as ``{{x}}`` (escaped), ``{{{x}}}`` (raw) or ``{{json x}}``."""
-    if kind == "escaped":
-
-        def print_escaped_value(root: dict[str, Any], data: Data, escape: Escape) -> str:
-            value = lookup(root, data)
-            return escape(value) if type(value) is str else print_escaped(value, escape)
-
-        return print_escaped_value
-    if kind == "raw":
-        return lambda root, data, escape: js_string(lookup(root, data))
-
-    def print_json(root: dict[str, Any], data: Data, escape: Escape) -> str:
-        try:
-            return json_literal(lookup(root, data))
-        except Exception:  # noqa: BLE001 - the general program reports it as helper 'json' failing
-            raise _Fallback from None
-
-    return print_json
-
-
 class _Slot:
-    """One mustache of a flat program: a top-level key fetched with the others, or a printer."""
+    """One mustache of a flat program: what it prints (kind) and where its value comes from."""
 
-    __slots__ = ("key", "kind", "printer", "uses")
+    __slots__ = ("key", "kind", "lookup", "uses")
 
-    def __init__(self, kind: str, key: str | None, printer: FlatPrint | None, uses: str | None) -> None:
-        self.kind = kind  # escaped, raw or json
-        self.key = key
-        self.printer = printer
+    def __init__(self, kind: str, key: str | None, lookup: FlatLookup | None, uses: str | None) -> None:
+        self.kind = kind  # escaped ({{x}}), raw ({{{x}}}) or json ({{json x}})
+        self.key = key  # a key of the root, fetched with the others in one call...
+        self.lookup = lookup  # ...or a lookup of its own (a.b, @event.X, this)
         self.uses = uses  # a name that must not be a registered helper
 
 
@@ -670,7 +648,7 @@ def _flat_slot(node: Mustache) -> _Slot | None:
         if name is not None:  # {{name}} calls a helper when one is registered under that name
             return None if name in BUILTIN_HELPERS else _Slot(kind, name, None, name)
         lookup = _flat_lookup(call.path) if not isinstance(call.path, Literal) else None
-        return _Slot(kind, None, _printer(lookup, kind), None) if lookup is not None else None
+        return _Slot(kind, None, lookup, None) if lookup is not None else None
     if _helper_name(call) == "json" and len(call.params) == 1 and not call.hash:
         # The helper returns a SafeString: {{json x}} and {{{json x}}} print the same.
         param = call.params[0]
@@ -678,23 +656,49 @@ def _flat_slot(node: Mustache) -> _Slot | None:
         if key is not None:
             return _Slot("json", key, None, "json")
         lookup = _flat_lookup(param)
-        return _Slot("json", None, _printer(lookup, "json"), "json") if lookup is not None else None
+        return _Slot("json", None, lookup, "json") if lookup is not None else None
     return None
 
 
-def _grabber(keys: list[str]) -> Callable[[dict[str, Any]], Sequence[Any]]:
-    """The values of ``keys`` in one C call (itemgetter); raises KeyError for a missing key."""
-    if len(keys) >= 2:
-        return itemgetter(*keys)  # type: ignore[return-value]
-    return lambda root: tuple(root[key] for key in keys)  # itemgetter(k) gives no tuple
+FlatValues = Callable[[dict[str, Any], Data], Sequence[Any]]
+
+
+def _values_of(slots: list[_Slot]) -> FlatValues | None:
+    """The values of ``slots`` in order: keys first, in one C call (itemgetter), then lookups."""
+    keys = [s.key for s in slots if s.key is not None]
+    lookups = [s.lookup for s in slots if s.lookup is not None]
+    if not slots:
+        return None
+    def grab_each(root: dict[str, Any]) -> Sequence[Any]:  # itemgetter(k) gives no tuple
+        return tuple(root[key] for key in keys)
+
+    grab: Callable[[dict[str, Any]], Sequence[Any]] = itemgetter(*keys) if len(keys) >= 2 else grab_each
+
+    def keyed(root: dict[str, Any], data: Data = None) -> Sequence[Any]:
+        # A missing key reads as None here, UNDEFINED there: both print the same.
+        try:
+            return grab(root)
+        except KeyError:
+            return tuple(map(root.get, keys))
+
+    # Rows have few lookups besides keys: one or two are called without a loop.
+    if not lookups:
+        return keyed
+    if len(lookups) == 1:
+        (first,) = lookups
+        return lambda root, data: (*keyed(root), first(root, data))
+    if len(lookups) == 2:
+        first, second = lookups
+        return lambda root, data: (*keyed(root), first(root, data), second(root, data))
+    return lambda root, data: (*keyed(root), *[lookup(root, data) for lookup in lookups])
 
 
 class _FlatProgram:
     """Literals and slots, rendered as ``literal0 text0 literal1 text1 … literalN``.
 
-    The texts are computed in groups (escaped keys, raw keys, json keys,
-    printers) and a gather picks them in template order: one C call instead of
-    a Python loop over the slots. ``render`` is a closure over all of it.
+    The slots' texts are computed by kind (escaped, raw, json), each kind in as
+    few calls as possible, and put between the literals by a slice assignment:
+    C calls instead of a Python loop over the slots. ``render`` is a closure.
     """
 
     __slots__ = ("render", "uses")
@@ -709,55 +713,48 @@ FlatRender = Callable[[dict[str, Any], Data, Escape, Callable[[str], Any]], str]
 
 def _flat_renderer(literals: list[str], slots: list[_Slot]) -> FlatRender:
     """``literals`` has one entry before each slot and one after the last."""
-    groups = {kind: [s for s in slots if s.key is not None and s.kind == kind] for kind in ("escaped", "raw", "json")}
-    escaped_keys = [s.key for s in groups["escaped"] if s.key is not None]
-    raw_keys = [s.key for s in groups["raw"] if s.key is not None]
-    json_keys = [s.key for s in groups["json"] if s.key is not None]
-    printed = [s for s in slots if s.key is None]
-    printers = [s.printer for s in printed if s.printer is not None]
-    grab_escaped, grab_raw, grab_json = _grabber(escaped_keys), _grabber(raw_keys), _grabber(json_keys)
-    position = {id(slot): len(literals) + i for i, slot in enumerate([*groups["escaped"], *groups["raw"], *groups["json"], *printed])}
-    order: list[int] = []
-    for i, slot in enumerate(slots):
-        order += [i, position[id(slot)]]
-    order.append(len(slots))
-    gather = itemgetter(*order)  # at least three indexes: always a tuple
-    literal_texts = tuple(literals)
+    by_kind = {
+        kind: [s for s in slots if s.kind == kind and s.key is not None] + [s for s in slots if s.kind == kind and s.key is None]
+        for kind in ("escaped", "raw", "json")
+    }
+    escaped_values, raw_values, json_values = (_values_of(by_kind[kind]) for kind in ("escaped", "raw", "json"))
+    # The texts come by kind; `in_order` puts them in template order (None when
+    # they already are, as in a row whose {{json}} fields come last), and they
+    # go into the odd places of a copy of `skeleton`, between the literals.
+    computed = [*by_kind["escaped"], *by_kind["raw"], *by_kind["json"]]
+    index = {id(slot): i for i, slot in enumerate(computed)}
+    order = [index[id(slot)] for slot in slots]
+    in_order: Callable[[list[Any]], Sequence[Any]] | None = itemgetter(*order) if order != sorted(order) else None
+    skeleton: list[Any] = [None] * (2 * len(slots) + 1)
+    skeleton[::2] = literals
 
     def render(root: dict[str, Any], data: Data, escape: Escape, needs_escape: Callable[[str], Any]) -> str:
-        # A missing key reads as None here, UNDEFINED there: both print the same.
-        try:
-            escaped: Sequence[Any] = grab_escaped(root)
-        except KeyError:
-            escaped = list(map(root.get, escaped_keys))
-        try:
-            clean = not needs_escape("".join(escaped))  # one pass over all the values
-        except TypeError:  # a value that is no string
-            clean = False
-        if not clean:
-            escaped = [print_escaped(value, escape) for value in escaped]
-        raw: Sequence[Any] = ()
-        if raw_keys:
+        escaped: Sequence[Any] = ()
+        if escaped_values is not None:
+            escaped = escaped_values(root, data)
             try:
-                raw = grab_raw(root)
-            except KeyError:
-                raw = list(map(root.get, raw_keys))
+                clean = not needs_escape("".join(escaped))  # one pass over all the values
+            except TypeError:  # a value that is no string
+                clean = False
+            if not clean:
+                escaped = [print_escaped(value, escape) for value in escaped]
+        raw: Sequence[Any] = ()
+        if raw_values is not None:
+            raw = raw_values(root, data)
             try:
                 "".join(raw)
             except TypeError:
                 raw = [js_string(value) for value in raw]
         as_json: Sequence[str] = ()
-        if json_keys:
+        if json_values is not None:
             try:
-                values = grab_json(root)
-            except KeyError:
-                values = list(map(root.get, json_keys))
-            try:
-                as_json = list(map(json_literal, values))
+                as_json = list(map(json_literal, json_values(root, data)))
             except Exception:  # noqa: BLE001 - the general program reports it as helper 'json' failing
                 raise _Fallback from None
-        texts = [printer(root, data, escape) for printer in printers] if printers else ()
-        return "".join(gather([*literal_texts, *escaped, *raw, *as_json, *texts]))
+        texts = [*escaped, *raw, *as_json]
+        parts = skeleton.copy()
+        parts[1::2] = texts if in_order is None else in_order(texts)
+        return "".join(parts)
 
     return render
 

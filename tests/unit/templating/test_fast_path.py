@@ -28,6 +28,9 @@ FLAT = [
     "{{missing}}|{{missing.deeper}}|{{@missing}}|{{@missing.x}}|{{{missing}}}",
     "text before {{a}} % {0} %s { } and \\{{not}} after",
     "{{a~}}   {{~b}}",
+    "{{json a}} before {{a}} and {{{c.d}}} before {{c.d}}",
+    "{{c.d}}",
+    "{{{a}}}",
 ]
 
 VALUES: list[Any] = [
