@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -23,8 +22,8 @@ from api.bodies import read_json, validation_problem
 from api.errors import ApiError
 from api.openapi import Operation, Param
 from api.programs import SUBSCRIPTION_REFS, program_id_from
-from api.state import POOL, RPC, SETTINGS
-from hub_stream.rpc import Reply, RpcTimeout
+from api.state import POOL, SETTINGS
+from api.workers import ask
 from schemas.subscriptions import (
     READ_ONLY_FIELDS,
     SubscriptionCreate,
@@ -32,44 +31,6 @@ from schemas.subscriptions import (
     SubscriptionPatch,
 )
 from schemas.timefmt import format_utc, utc_now
-
-
-def _problem_from(reply: Reply) -> ApiError:
-    body = reply.body if isinstance(reply.body, dict) else {}
-    return ApiError(
-        reply.status,
-        str(body.get("error") or "worker_error"),
-        str(body.get("message") or "A worker refused the request."),
-        body.get("details") if isinstance(body.get("details"), dict) else {},
-    )
-
-
-async def ask(
-    app: web.Application,
-    topic: str,
-    key: str,
-    kind: str,
-    body: Mapping[str, Any] | None = None,
-    *,
-    command_id: str | None = None,
-    partition: int | None = None,
-) -> Reply:
-    """One request to the workers; a 4xx/5xx reply or no reply becomes an ApiError."""
-    settings = app[SETTINGS]
-    try:
-        reply = await app[RPC].request(
-            settings.topic(topic), key, kind, body, command_id=command_id, partition=partition
-        )
-    except RpcTimeout:
-        raise ApiError(
-            503,
-            "workers_unavailable",
-            f"No worker answered within {settings.request_timeout_s:g} s; try again shortly.",
-            {"request": kind},
-        ) from None
-    if not reply.ok:
-        raise _problem_from(reply)
-    return reply
 
 
 async def _registered(pool: asyncpg.Pool, program_ids: set[str]) -> set[str]:
