@@ -1,0 +1,63 @@
+"""A `hub worker` whose intake agent dies (os._exit, like SIGKILL) at a chosen point of a batch.
+
+Run as a script by tests/integration/test_intake_stream.py. The environment
+names the point: ``INTAKE_CRASH_AT`` is
+
+- ``after_entries``: the batch's table entries are on the changelog, nothing
+  is on hub.events yet;
+- ``mid_appends``: half of the batch's hub.events records are written;
+- ``after_appends``: every record is on hub.events, the partition mark is not
+  written and no reply went out;
+
+and ``INTAKE_CRASH_BATCH`` which batch with hub.events records (1 = the first).
+Everything else is the real worker: the same app, agents and settings.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+import faust
+
+from agents import intake
+from hub_stream.faust_app import create_faust_app
+from hub_stream.logs import setup_logging
+from hub_stream.settings import HubSettings
+
+CRASH_AT = os.environ["INTAKE_CRASH_AT"]
+CRASH_BATCH = int(os.environ.get("INTAKE_CRASH_BATCH", "1"))
+_original_send_all = intake.Intake._send_all
+_batches_with_appends = 0
+
+
+async def _crashing_send_all(self: intake.Intake, records: list[intake.Outgoing]) -> dict[int, int]:
+    global _batches_with_appends
+    appends = [r for r in records if r.topic == self.events_topic]
+    if not appends:
+        return await _original_send_all(self, records)
+    _batches_with_appends += 1
+    if _batches_with_appends < CRASH_BATCH:
+        return await _original_send_all(self, records)
+    if CRASH_AT == "after_entries":
+        os._exit(137)
+    if CRASH_AT == "mid_appends":
+        await _original_send_all(self, records[: len(records) // 2])
+        os._exit(137)
+    await _original_send_all(self, records)
+    os._exit(137)
+
+
+def main() -> None:
+    settings = HubSettings()
+    setup_logging(settings.log_level)
+    intake.Intake._send_all = _crashing_send_all  # type: ignore[method-assign]
+    app = create_faust_app(settings)
+    importlib.import_module("agents").register(app)
+    worker: Any = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False)
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

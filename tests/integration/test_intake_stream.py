@@ -1,0 +1,309 @@
+"""Stream publishers: records produced straight onto the incoming topic with a plain producer.
+
+Valid ones land on hub.events once; invalid ones on the rejected topic with
+the reason and their original bytes; and a worker killed in the middle of a
+stream loses nothing and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from support import HubProcess, make_settings, settings_env
+
+from hub_stream.event_reads import EventLogReader
+from hub_stream.event_records import partition_for
+from hub_stream.rpc import RpcClient, RpcTimeout
+from hub_stream.settings import HubSettings
+from hub_stream.topics import ensure_topics
+
+pytestmark = pytest.mark.integration
+
+CRASH_WORKER = Path(__file__).with_name("intake_crash_worker.py")
+
+
+def event(pub: str, n: int, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "PublisherProgramId": pub,
+        "PublisherEventId": f"ev-{n}",
+        "EventType": "COURSE_DONE",
+        "PublisherParticipantId": f"p{n}@example.org",
+        "PublisherEventData": {"n": n},
+        "EventStartUtc": "2026-11-20T10:00:00Z",
+    }
+    body.update(overrides)
+    return body
+
+
+def as_bytes(doc: Any) -> bytes:
+    return json.dumps(doc).encode()
+
+
+async def wait_for_intake(settings: HubSettings, worker: HubProcess | subprocess.Popen[bytes], timeout_s: float = 120) -> None:
+    """Until the intake agent answers on every partition of the incoming topic."""
+    process = worker.process if isinstance(worker, HubProcess) else worker
+    client = RpcClient(settings)
+    await client.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        for partition in range(settings.events_partitions):
+            while True:
+                assert process.poll() is None, "worker exited before it answered"
+                try:
+                    await client.request(settings.topic("events.incoming"), "warmup", "ping", timeout=3, partition=partition)
+                    break
+                except RpcTimeout:
+                    assert time.monotonic() < deadline, "intake never answered"
+    finally:
+        await client.stop()
+
+
+async def read_topic(settings: HubSettings, name: str, partitions: int) -> list[Any]:
+    """Every record of a topic, partition by partition."""
+    out: list[Any] = []
+    async with EventLogReader(settings.kafka_bootstrap or "") as reader:
+        for p in range(partitions):
+            tp = TopicPartition(settings.topic(name), p)
+            begin, end = await reader.bounds(tp)
+            out.extend([r async for r in reader.records(tp, begin, end)])
+    return out
+
+
+async def events_of(settings: HubSettings, publishers: set[str]) -> list[dict[str, Any]]:
+    records = await read_topic(settings, "events", settings.events_partitions)
+    return [json.loads(r.value) for r in records if r.key and r.key.decode() in publishers and dict(r.headers).get("hub-kind") == b"event"]
+
+
+async def wait_until(check: Any, timeout_s: float = 90, what: str = "", logs: tuple[Path, ...] = ()) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-15:]) for p in logs if p.exists())
+            raise AssertionError(f"timed out waiting for {what}\n{tails}")
+        await asyncio.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+async def stack(kafka_bootstrap: str, database_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[HubSettings]:
+    tmp = Path(tmp_path_factory.mktemp("intake"))
+    settings = make_settings(kafka_bootstrap, database_dsn, tmp)
+    await ensure_topics(settings)
+    worker = HubProcess("worker", settings, tmp / "worker.log")
+    try:
+        await wait_for_intake(settings, worker)
+        yield settings
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await p.start()
+    yield p
+    await p.stop()
+
+
+async def test_valid_invalid_and_non_json_records(stack: HubSettings, producer: AIOKafkaProducer) -> None:
+    settings = stack
+    tag = uuid.uuid4().hex[:8]
+    pub, pub2 = f"S{tag}", f"S{tag}-b"
+    topic = settings.topic("events.incoming")
+    good = [event(pub, 1), event(pub, 2, PublisherEventCategory={"value": "EXAM"}), event(pub2, 1)]
+    # (key, value, what the rejection says)
+    bad: list[tuple[bytes | None, bytes | None, str]] = [
+        (pub.encode(), b"\xff\xfe not json at all", "not_json"),
+        (pub.encode(), b'{"PublisherProgramId": "' + pub.encode() + b'", truncated', "not_json"),
+        (pub.encode(), b"[1, 2, 3]", "not_an_object"),
+        (pub.encode(), None, "not_json"),
+        (pub.encode(), as_bytes(event(pub, 3, EventType="T" * 51, EventStartUtc="soon")), "invalid_event"),
+        (pub.encode(), as_bytes(event(pub, 4, Extra=True)), "unknown_fields"),
+        (pub.encode(), as_bytes(event(pub, 1, EventType="CHANGED")), "duplicate_publisher_event_id"),
+    ]
+    for doc in good:
+        await producer.send_and_wait(topic, as_bytes(doc), key=doc["PublisherProgramId"].encode())
+    for key, value, _ in bad:
+        await producer.send_and_wait(topic, value, key=key, headers=[("trace", b"\x00\x01")])
+    # The same event again, and one on a partition that is not its publisher's.
+    await producer.send_and_wait(topic, as_bytes(event(pub, 1)), key=pub.encode())
+    wrong = (partition_for(pub, settings.events_partitions) + 1) % settings.events_partitions
+    await producer.send_and_wait(topic, as_bytes(event(pub, 5)), key=pub.encode(), partition=wrong)
+
+    async def landed() -> list[dict[str, Any]] | None:
+        found = await events_of(settings, {pub, pub2})
+        return found if len(found) >= 4 else None
+
+    stored = await wait_until(landed, what="the valid events on hub.events")
+
+    async def rejected_all() -> list[Any] | None:
+        records = [r for r in await read_topic(settings, "events.rejected", settings.rejected_partitions) if r.key == pub.encode()]
+        return records if len(records) >= len(bad) else None
+
+    rejected = await wait_until(rejected_all, what="the rejections")
+    await asyncio.sleep(1.0)  # anything extra (a duplicate) would show up by now
+    stored = await events_of(settings, {pub, pub2})
+    assert sorted((e["PublisherProgramId"], e["PublisherEventId"]) for e in stored) == [
+        (pub, "ev-1"), (pub, "ev-2"), (pub, "ev-5"), (pub2, "ev-1")
+    ]
+    assert next(e for e in stored if e["PublisherEventId"] == "ev-2")["PublisherEventCategory"] == {"value": "EXAM", "label": None}
+
+    rejected = [r for r in await read_topic(settings, "events.rejected", settings.rejected_partitions) if r.key == pub.encode()]
+    assert len(rejected) == len(bad)
+    by_value = {r.value: r for r in rejected}
+    for key, value, reason in bad:
+        record = by_value[value]  # the original bytes, exactly (None for the tombstone)
+        headers = dict(record.headers)
+        assert record.key == key
+        assert headers["hub-reject-reason"].decode() == reason
+        assert headers["hub-reject-message"]
+        assert headers["trace"] == b"\x00\x01"  # the producer's own headers come along
+        assert headers["hub-source-topic"].decode() == topic
+        assert int(headers["hub-source-partition"]) == partition_for(pub, settings.events_partitions)
+        int(headers["hub-source-offset"])
+        details = json.loads(headers["hub-reject-details"])
+        if reason == "invalid_event":
+            assert {e["field"] for e in details["errors"]} == {"EventType", "EventStartUtc"}
+        if reason == "unknown_fields":
+            assert details["unknown_fields"] == ["Extra"]
+        if reason == "duplicate_publisher_event_id":
+            first = next(e for e in stored if e["PublisherProgramId"] == pub and e["PublisherEventId"] == "ev-1")
+            assert details["EventId"] == first["EventId"]
+
+
+async def produce_stream(settings: HubSettings, publishers: list[str], per_publisher: int, *, chunk: int = 100, pause_s: float = 0.05) -> None:
+    """Events interleaved across publishers, every 7th sent twice (a publisher's own retry)."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        topic = settings.topic("events.incoming")
+        sent = 0
+        for n in range(per_publisher):
+            for pub in publishers:
+                copies = 2 if n % 7 == 0 else 1
+                for _ in range(copies):
+                    await producer.send(topic, as_bytes(event(pub, n)), key=pub.encode())
+                    sent += 1
+                    if sent % chunk == 0:
+                        await producer.flush()
+                        await asyncio.sleep(pause_s)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def assert_exactly_once(settings: HubSettings, publishers: list[str], per_publisher: int, logs: tuple[Path, ...] = ()) -> None:
+    wanted = {(p, f"ev-{n}") for p in publishers for n in range(per_publisher)}
+    seen = 0
+
+    async def complete() -> list[dict[str, Any]] | None:
+        nonlocal seen
+        found = await events_of(settings, set(publishers))
+        got = {(e["PublisherProgramId"], e["PublisherEventId"]) for e in found}
+        seen = len(got & wanted)
+        return found if got >= wanted else None
+
+    try:
+        await wait_until(complete, timeout_s=150, what="every event on hub.events", logs=logs)
+    except AssertionError as exc:
+        raise AssertionError(f"{seen} of {len(wanted)} events arrived; {exc}") from None
+    await asyncio.sleep(1.0)
+    found = await events_of(settings, set(publishers))
+    counts = Counter((e["PublisherProgramId"], e["PublisherEventId"]) for e in found)
+    assert set(counts) == wanted
+    assert [k for k, c in counts.items() if c != 1] == []
+    assert len({e["EventId"] for e in found}) == len(found)
+    for p in range(settings.events_partitions):
+        records = await read_topic_partition(settings, p)
+        stamps = [r.timestamp for r in records]
+        assert stamps == sorted(stamps), f"CreatedUtc went backwards in partition {p}"
+    rejected = [r for r in await read_topic(settings, "events.rejected", settings.rejected_partitions)]
+    assert rejected == []
+
+
+async def read_topic_partition(settings: HubSettings, partition: int) -> list[Any]:
+    tp = TopicPartition(settings.topic("events"), partition)
+    async with EventLogReader(settings.kafka_bootstrap or "") as reader:
+        begin, end = await reader.bounds(tp)
+        return [r async for r in reader.records(tp, begin, end)]
+
+
+async def appended_so_far(settings: HubSettings) -> int:
+    async with EventLogReader(settings.kafka_bootstrap or "") as reader:
+        total = 0
+        for p in range(settings.events_partitions):
+            begin, end = await reader.bounds(TopicPartition(settings.topic("events"), p))
+            total += end - begin
+        return total
+
+
+async def test_a_worker_killed_mid_stream_loses_and_duplicates_nothing(kafka_bootstrap: str, database_dsn: str, tmp_path: Path) -> None:
+    settings = make_settings(kafka_bootstrap, database_dsn, tmp_path)
+    await ensure_topics(settings)
+    publishers = [f"K{uuid.uuid4().hex[:6]}-{i}" for i in range(8)]
+    per_publisher = 500
+    first = HubProcess("worker", settings, tmp_path / "worker1.log")
+    second: HubProcess | None = None
+    try:
+        await wait_for_intake(settings, first)
+        producing = asyncio.create_task(produce_stream(settings, publishers, per_publisher))
+
+        async def under_way() -> bool:
+            return await appended_so_far(settings) >= len(publishers) * per_publisher // 4
+
+        await wait_until(under_way, what="a quarter of the stream on hub.events")
+        first.kill()
+        second = HubProcess("worker", settings, tmp_path / "worker2.log")
+        await producing
+        await assert_exactly_once(settings, publishers, per_publisher, (first.log_path, second.log_path))
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+def start_crashing_worker(settings: HubSettings, log_path: Path, crash_at: str, *, batch: int) -> subprocess.Popen[bytes]:
+    env = settings_env(settings)
+    env.update(INTAKE_CRASH_AT=crash_at, INTAKE_CRASH_BATCH=str(batch), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([sys.executable, str(CRASH_WORKER)], env=env, stdout=log, stderr=log, start_new_session=True)
+
+
+@pytest.mark.parametrize("crash_at", ["after_entries", "mid_appends", "after_appends"])
+async def test_a_crash_at_each_step_of_a_batch_is_repaired(kafka_bootstrap: str, database_dsn: str, tmp_path: Path, crash_at: str) -> None:
+    """Entries written but nothing appended; half appended; all appended but no mark: each comes out exactly once."""
+    settings = make_settings(kafka_bootstrap, database_dsn, tmp_path)
+    await ensure_topics(settings)
+    publishers = [f"C{uuid.uuid4().hex[:6]}-{i}" for i in range(4)]
+    per_publisher = 150
+    crashing = start_crashing_worker(settings, tmp_path / "crashing.log", crash_at, batch=3)
+    second: HubProcess | None = None
+    try:
+        await wait_for_intake(settings, crashing)
+        await produce_stream(settings, publishers, per_publisher, chunk=40, pause_s=0.02)
+        deadline = time.monotonic() + 60
+        while crashing.poll() is None:
+            assert time.monotonic() < deadline, "the crashing worker never reached its crash point:\n" + (tmp_path / "crashing.log").read_text()[-3000:]
+            await asyncio.sleep(0.2)
+        assert crashing.returncode == 137
+        second = HubProcess("worker", settings, tmp_path / "worker2.log")
+        await assert_exactly_once(settings, publishers, per_publisher, (tmp_path / "crashing.log", second.log_path))
+    finally:
+        if crashing.poll() is None:
+            crashing.kill()
+            crashing.wait(5)
+        if second is not None:
+            second.stop()
