@@ -136,6 +136,8 @@ class PayloadTemplate:
             row = _load(text)
         except json.JSONDecodeError as exc:
             raise RowRenderError(f"row is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", event_id=event_id, entry=entry.key) from None
+        except RecursionError:  # arrays or objects nested past the decoder's depth
+            raise RowRenderError("row is not valid JSON (nested too deeply)", event_id=event_id, entry=entry.key) from None
         if not isinstance(row, dict):
             raise RowRenderError(f"row is not a JSON object (got {_json_kind(row)})", event_id=event_id, entry=entry.key)
         return RenderedRow(entry.import_process_id, _compact(row))

@@ -112,3 +112,10 @@ def test_escaping_keeps_rows_valid_json_for_hostile_values() -> None:
     row = t.render_row(event(v=nasty))
     assert row is not None
     assert json.loads(row.line) == {"v": nasty, "raw": nasty}
+
+
+def test_a_row_nested_too_deeply_is_a_row_error() -> None:
+    t = parse_payload_template({"_default": {"importProcessId": 1, "batchRowTemplate": '{"a": {{{x}}}}'}})
+    with pytest.raises(RowRenderError, match="nested too deeply") as info:
+        t.render_row(event(x="[" * 100_000 + "]" * 100_000))
+    assert info.value.event_id == "E:ACME-1"
