@@ -13,10 +13,15 @@ first event). So creating and deleting a subscription never needs the sync
 agent, and a subscription created again never inherits an old cursor.
 
 ``PATCH LastSyncUtc = T`` sets ``from_time = T`` and forgets the offset: the
-sync reads the publisher's partition from the start and delivers events with
-``CreatedUtc >= T`` (turning T into an offset is the sync's business:
+next sync starts at the first offset whose record timestamp (= CreatedUtc) is
+>= T, found by binary search (hub_stream.event_log.offset_at_time;
 offsets_for_times is wrong on Tansu, BROKER-FACTS.md). ``last_sync_utc`` shows
 T until a sync succeeds.
+
+A running sync writes its progress with ``store_cursor``: a compare-and-set
+against the cursor the sync started from (or last wrote), so a ``PATCH
+LastSyncUtc`` applied meanwhile is never overwritten by a sync that read the
+cursor before it.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ class SyncCursor:
     def starting_at(cls, subscription_id: str, start: datetime | None) -> SyncCursor:
         """A cursor that delivers from ``start`` (None: from the publisher's first event)."""
         return cls(subscription_id, next_offset=None, from_time=start, last_sync_utc=start)
+
+    def in_window(self, start: int, delivered: Mapping[int, int]) -> SyncCursor:
+        """The same window, its start resolved to ``start``, with ``delivered`` accepted by LB so far."""
+        return replace(self, next_offset=start, from_time=None, delivered=dict(delivered))
 
     def advanced(self, end: int, started: datetime) -> SyncCursor:
         """After a sync in which LB accepted every row up to offset ``end``."""
@@ -145,3 +154,25 @@ def set_cursor(
         new = record.pruned(live).with_cursor(publisher, SyncCursor.starting_at(subscription_id, start))
         outcome = Outcome(204)
     return replace(new, log=new.log.recording(command_id, outcome)), outcome
+
+
+def store_cursor(
+    record: SubscriberCursors, sub: Subscription | None, body: Mapping[str, Any]
+) -> tuple[SubscriberCursors, bool]:
+    """Compare-and-set a subscription's cursor, as a running sync does after each batch.
+
+    Body: ``PublisherProgramId``, ``SubscriptionId``, ``Expected`` (the cursor
+    the sync believes is stored, JSON), ``Cursor`` (the new one, JSON). ``sub``
+    is the live subscription to that publisher (None if deleted). Stored only
+    when ``sub`` is still the sync's subscription and its cursor is still
+    ``Expected``; otherwise ``record`` is returned unchanged with False. A
+    redelivered write finds the cursor already moved and changes nothing.
+    """
+    if sub is None or sub.subscription_id != body.get("SubscriptionId"):
+        return record, False
+    if record.cursor_of(sub).to_json() != body.get("Expected"):
+        return record, False
+    new = SyncCursor.from_json(body["Cursor"])
+    if new.subscription_id != sub.subscription_id:
+        return record, False
+    return record.with_cursor(sub.publisher, new), True

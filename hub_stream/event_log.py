@@ -48,6 +48,7 @@ def _consumer(bootstrap: str, *, fetch_bytes: int, fetch_max_wait_ms: int = 10) 
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
+        auto_offset_reset="earliest",  # a seek before the log start reads from the start
         fetch_max_wait_ms=fetch_max_wait_ms,
         max_partition_fetch_bytes=fetch_bytes,
         fetch_max_bytes=max(fetch_bytes, 52428800),

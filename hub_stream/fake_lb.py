@@ -6,6 +6,12 @@ so a newcomer can watch a whole sync locally. It checks what LB checks
 body), records every batch it accepted or refused, and can be told to fail,
 hang or answer slowly — in process (``FakeLB`` methods) or over HTTP
 (``POST /_fake/behaviour``, ``GET /_fake/batches``, ``POST /_fake/reset``).
+
+Slow answers model the ambiguous case of the sync: the stand-in records a
+batch as soon as it decides (as LB queues the rows), then waits before
+answering, so a client that dies or gives up meanwhile never learns that
+its batch was accepted. ``hang`` holds a request without reading it: such a
+batch is never recorded.
 """
 
 from __future__ import annotations
@@ -46,8 +52,8 @@ class Behaviour:
     fail_times: int = 0  # ... this many times (-1: always)
     fail_message: str = "The stand-in was told to fail."
     reject_import_process_ids: set[int] = field(default_factory=set)  # always 400 for these
-    delay_s: float = 0.0  # answer slowly
-    hang: bool = False  # never answer (until the client gives up)
+    delay_s: float = 0.0  # answer slowly: the batch is recorded first, the answer follows after this
+    hang: bool = False  # hold requests unread and unrecorded until reset (the client gives up first)
 
 
 class FakeLB:
@@ -58,6 +64,9 @@ class FakeLB:
         self.behaviour = Behaviour()
         self.batches: list[ReceivedBatch] = []
         self.base_url = base_url
+        self.in_flight = 0  # requests received and not answered yet
+        self.hanging = 0  # of which held by ``hang``
+        self._release = asyncio.Event()
 
     # --- control ---------------------------------------------------------
     def fail(self, status: int, *, times: int = 1, message: str | None = None) -> None:
@@ -70,8 +79,11 @@ class FakeLB:
         self.behaviour.reject_import_process_ids.add(import_process_id)
 
     def reset(self) -> None:
+        """Normal behaviour, nothing recorded; requests held by ``hang`` are answered 503, unrecorded."""
         self.behaviour = Behaviour()
         self.batches.clear()
+        self._release.set()
+        self._release = asyncio.Event()
 
     @property
     def accepted(self) -> list[ReceivedBatch]:
@@ -90,28 +102,44 @@ class FakeLB:
         return app
 
     async def _create_batch(self, request: web.Request) -> web.Response:
-        q = request.query
-        batch = ReceivedBatch(
-            batch_id=None,
-            status=0,
-            file_name=q.get("fileName"),
-            import_process_id=None,
-            creation_path=q.get("creationPath"),
-            success_email=q.get("sendSuccessEmailTo"),
-            failure_email=q.get("sendFailureEmailTo"),
-            rows=[],
-        )
-        response = await self._answer(request, batch)
-        batch.status = response.status
-        self.batches.append(batch)
-        return response
+        self.in_flight += 1
+        try:
+            if self.behaviour.hang:
+                return await self._hang()
+            q = request.query
+            batch = ReceivedBatch(
+                batch_id=None,
+                status=0,
+                file_name=q.get("fileName"),
+                import_process_id=None,
+                creation_path=q.get("creationPath"),
+                success_email=q.get("sendSuccessEmailTo"),
+                failure_email=q.get("sendFailureEmailTo"),
+                rows=[],
+            )
+            delay = self.behaviour.delay_s
+            response = await self._answer(request, batch)
+            batch.status = response.status
+            # Recorded as soon as it is decided, like LB queueing the rows: an answer
+            # delayed below may never reach a client that dies or gives up meanwhile.
+            self.batches.append(batch)
+            if delay:
+                await asyncio.sleep(delay)
+            return response
+        finally:
+            self.in_flight -= 1
+
+    async def _hang(self) -> web.Response:
+        """Hold the request without looking at it until ``reset``; it is never recorded."""
+        self.hanging += 1
+        try:
+            await self._release.wait()
+        finally:
+            self.hanging -= 1
+        return web.json_response({"Message": "The stand-in was reset while holding this request."}, status=503)
 
     async def _answer(self, request: web.Request, batch: ReceivedBatch) -> web.Response:
         b = self.behaviour
-        if b.hang:
-            await asyncio.sleep(3600)
-        if b.delay_s:
-            await asyncio.sleep(b.delay_s)
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")
         if scheme != "apikey" or key not in self.api_keys:
             return self._error(batch, 401, "Invalid or missing API key (Authorization: apikey KEY).")

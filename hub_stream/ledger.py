@@ -1,13 +1,20 @@
 """The sync ledger in PostgreSQL: one row per sync and one per CreateBatch call.
 
 Written only by the sync agent; read by GET /api/programs/{programId}/syncs.
-A batch row is written right after LB answers, before the next batch goes
-out, so the ledger tells what LB accepted even when a worker dies mid-sync.
+A batch row is written ``sending`` before the CreateBatch call and gets LB's
+answer right after it (after the cursor recorded an acceptance), so a worker
+that dies mid-sync leaves a trace: the next sync of the program marks the
+dead sync ``interrupted`` and settles each ``sending`` batch as ``accepted``
+(the cursor had recorded it) or ``unanswered`` (sent again; LB may hold it
+twice). Sync status: running | ok | failed | interrupted. Batch status:
+sending | accepted | rejected | unanswered.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,17 +23,19 @@ import asyncpg
 from schemas.timefmt import format_utc
 
 
-async def start_sync(conn: asyncpg.Pool | asyncpg.Connection, sync_id: str, program_id: str, started: datetime) -> None:
-    await conn.execute(
+async def start_sync(conn: asyncpg.Pool | asyncpg.Connection, sync_id: str, program_id: str, started: datetime) -> bool:
+    """Record a sync as ``running``; False when it was recorded before (a redelivered request)."""
+    status = await conn.execute(
         "INSERT INTO syncs (sync_id, program_id, started_utc, status) VALUES ($1, $2, $3, 'running')"
         " ON CONFLICT (sync_id) DO NOTHING",
         sync_id,
         program_id,
         started,
     )
+    return status.split()[-1] == "1"
 
 
-async def record_batch(
+async def batch_sending(
     conn: asyncpg.Pool | asyncpg.Connection,
     sync_id: str,
     *,
@@ -35,29 +44,109 @@ async def record_batch(
     row_count: int,
     first_offset: int,
     last_offset: int,
-    status: str,
-    lb_status: int | None,
-    lb_message: str | None,
-    batch_id: str | None,
-    batch_url: str | None,
-) -> None:
-    await conn.execute(
+) -> int:
+    """Record a batch about to go to LB (status ``sending``); returns its seq within the sync."""
+    seq = await conn.fetchval(
         "INSERT INTO sync_batches (sync_id, seq, publisher_program_id, import_process_id, row_count,"
-        " first_offset, last_offset, status, lb_status, lb_message, batch_id, batch_url)"
+        " first_offset, last_offset, status)"
         " VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM sync_batches WHERE sync_id = $1),"
-        " $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        " $2, $3, $4, $5, $6, 'sending') RETURNING seq",
         sync_id,
         publisher_program_id,
         import_process_id,
         row_count,
         first_offset,
         last_offset,
+    )
+    return int(seq)
+
+
+async def batch_answered(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    sync_id: str,
+    seq: int,
+    *,
+    status: str,
+    lb_status: int | None,
+    lb_message: str | None,
+    batch_id: str | None,
+    batch_url: str | None,
+) -> None:
+    """What LB answered to a batch: ``accepted`` or ``rejected``, its status, message and batch id."""
+    await conn.execute(
+        "UPDATE sync_batches SET status = $3, lb_status = $4, lb_message = $5, batch_id = $6, batch_url = $7"
+        " WHERE sync_id = $1 AND seq = $2",
+        sync_id,
+        seq,
         status,
         lb_status,
         lb_message,
         batch_id,
         batch_url,
     )
+
+
+@dataclass(frozen=True)
+class UnsettledBatch:
+    """A batch a sync that is no longer running sent without recording LB's answer."""
+
+    sync_id: str
+    seq: int
+    publisher_program_id: str
+    import_process_id: int
+    first_offset: int
+    last_offset: int
+
+
+async def unsettled_batches(
+    conn: asyncpg.Pool | asyncpg.Connection, program_id: str, current_sync_id: str | None
+) -> list[UnsettledBatch]:
+    """Batches of the program still ``sending``, except the current sync's (None: all).
+
+    Called by a sync of the program once it holds the program's lock: no
+    other sync of it runs then, so these were left by a worker that died (or a
+    sync that failed between sending a batch and recording LB's answer). A
+    redelivered sync request passes None: its own earlier batches are settled too.
+    """
+    rows = await conn.fetch(
+        "SELECT b.sync_id, b.seq, b.publisher_program_id, b.import_process_id, b.first_offset, b.last_offset"
+        " FROM sync_batches b JOIN syncs s USING (sync_id)"
+        " WHERE s.program_id = $1 AND s.sync_id IS DISTINCT FROM $2 AND b.status = 'sending'"
+        " ORDER BY s.started_utc, b.seq",
+        program_id,
+        current_sync_id,
+    )
+    return [UnsettledBatch(*row) for row in rows]
+
+
+async def close_interrupted(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    program_id: str,
+    current_sync_id: str,
+    *,
+    finished: datetime,
+    settled: Mapping[tuple[str, int], tuple[str, str]],
+) -> int:
+    """Mark the program's other ``running`` syncs ``interrupted``; settle their ``sending`` batches.
+
+    ``settled`` maps (sync_id, seq) to (status, message). Returns how many syncs were closed.
+    """
+    for (sync_id, seq), (status, message) in settled.items():
+        await conn.execute(
+            "UPDATE sync_batches SET status = $3, lb_message = $4 WHERE sync_id = $1 AND seq = $2 AND status = 'sending'",
+            sync_id,
+            seq,
+            status,
+            message,
+        )
+    closed = await conn.execute(
+        "UPDATE syncs SET status = 'interrupted', finished_utc = $3"
+        " WHERE program_id = $1 AND status = 'running' AND sync_id <> $2",
+        program_id,
+        current_sync_id,
+        finished,
+    )
+    return int(closed.split()[-1])
 
 
 async def finish_sync(
@@ -100,11 +189,14 @@ async def recent_syncs(conn: asyncpg.Pool | asyncpg.Connection, program_id: str,
                 "PublisherProgramId": b["publisher_program_id"],
                 "ImportProcessId": b["import_process_id"],
                 "Rows": b["row_count"],
+                "Seq": b["seq"],
                 "Status": b["status"],
                 "LbStatus": b["lb_status"],
                 "LbMessage": b["lb_message"],
                 "BatchId": b["batch_id"],
                 "BatchUrl": b["batch_url"],
+                "FirstOffset": b["first_offset"],
+                "LastOffset": b["last_offset"],
                 "CreatedUtc": format_utc(b["created_utc"]),
             }
         )

@@ -1,22 +1,36 @@
-"""One program's sync: for each SyncEnabled subscription, read, render, send, advance.
+"""One subscription's sync: read the window, render all, send by import process, advance.
 
-For a subscription: read the publisher's partition of hub.events from the
-cursor to the log end taken when the sync started; keep the publisher's own
-events (its partition holds other publishers' too), drop deleted ones;
-render each with the subscription's template; only when every event
-rendered, send the rows grouped by importProcessId in log order. Each batch
-LB accepts is remembered at once (``on_delivered``), so a retry — after LB
-failed, or after the worker died — sends only rows LB has not accepted.
-The cursor moves to the log end, and LastSyncUtc to the sync's start, only
-when every row of the window was accepted.
+For a subscription: read the publisher's partition of hub.events from where
+its window starts to the log end taken when the sync started; keep the
+publisher's own records (its partition holds other publishers' too), drop
+events a deletion marker in the window names; render each with the
+subscription's template; only when every event rendered, send the rows
+grouped by importProcessId in log order (hub_stream.sync_plan).
+
+Progress is written after every batch LB accepts (``StoreCursor``, a
+compare-and-set through the sync agent, the cursors table's only writer)
+before the next batch goes out, so a retry — after LB failed, or after the
+worker died — sends only rows LB has not accepted. The cursor moves to the
+log end, and LastSyncUtc to the sync's start, only when every row of the
+window was accepted. docs/sync.md states the guarantees.
+
+Where a window starts (``window_start``):
+- a cursor with an offset: there;
+- ``from_time`` T (PATCH LastSyncUtc, or LastSyncUtc given at creation): the
+  first offset whose record timestamp (= CreatedUtc) is >= T, by binary
+  search — O(log n) fetches, not a scan of the partition;
+- neither ("from the publisher's first event"): the same search from the
+  publisher's registration time less a clock margin. The API refuses events
+  of unregistered publishers, so no event of the publisher is older; records
+  before that point are other publishers' and are never read.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from hub_stream import metrics
@@ -24,11 +38,29 @@ from hub_stream.cursors import SyncCursor
 from hub_stream.lb_client import BatchOutcome, CreateBatchClient, LbTarget
 from hub_stream.sync_plan import PlannedBatch, RowAt, batch_file_name, plan_batches
 from hub_stream.templating import PayloadTemplate, RowRenderError
-from schemas.timefmt import format_utc, parse_utc
+from schemas.timefmt import format_utc
 
 logger = logging.getLogger(__name__)
 
 MAX_FAILED_EVENTS_NAMED = 20
+REGISTRATION_CLOCK_MARGIN = timedelta(hours=1)
+"""How far before a publisher's registration its first event may appear to be.
+
+CreatedUtc comes from the intake worker's clock, the registration time from
+PostgreSQL's: the margin absorbs any skew between them. It costs reading one
+hour of other publishers' records, once, on a subscription's first sync.
+"""
+
+# Error codes of a failed subscription, and the HTTP status each gives the
+# whole answer; when several subscriptions fail differently, the first listed wins.
+ERROR_STATUS = {
+    "lb_rejected": 502,
+    "render_failed": 422,
+    "cursor_moved": 409,
+    "sync_interrupted": 503,
+    "events_unavailable": 503,
+    "internal_error": 500,
+}
 
 
 @dataclass(frozen=True)
@@ -44,7 +76,35 @@ class StoredEvent:
 class EventSource(Protocol):
     async def log_end(self, publisher: str) -> int: ...
 
+    async def offset_at_time(self, publisher: str, ms: int) -> int: ...
+
     def read(self, publisher: str, start: int, end: int) -> AsyncIterator[StoredEvent]: ...
+
+
+class ProgressNotRecorded(RuntimeError):
+    """The cursor write did not complete: stop sending; the next sync picks up from the stored cursor."""
+
+
+StoreCursor = Callable[[SyncCursor, SyncCursor], Awaitable[bool]]
+"""(expected, new) -> True when stored; False when the stored cursor is no longer ``expected``."""
+
+
+class BatchLog(Protocol):
+    """The sync ledger's view of one subscription's batches."""
+
+    async def sending(self, batch: PlannedBatch) -> int: ...
+
+    async def answered(self, seq: int, batch: PlannedBatch, outcome: BatchOutcome, *, note: str | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class SyncJob:
+    """One subscription to sync, as the sync agent found it."""
+
+    publisher: str
+    template: PayloadTemplate
+    cursor: SyncCursor
+    publisher_registered: datetime | None = None  # None: unknown, read from the partition's start
 
 
 @dataclass
@@ -57,9 +117,15 @@ class SubscriptionOutcome:
     batches: list[dict[str, Any]] = field(default_factory=list)
     last_sync_utc: datetime | None = None
     error: str | None = None
-    error_code: str | None = None  # render_failed | lb_rejected
+    error_code: str | None = None  # a key of ERROR_STATUS
     failed_event_ids: list[str] = field(default_factory=list)
     lb_status: int | None = None
+
+    def fail(self, code: str, message: str) -> None:
+        """Mark failed; the first failure's code and message stay (later ones follow from it)."""
+        if self.error_code is None:
+            self.error_code, self.error = code, message
+        self.status = "failed"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -74,103 +140,170 @@ class SubscriptionOutcome:
         }
 
 
-OnDelivered = Callable[[SyncCursor], Awaitable[None]]
-OnBatch = Callable[[PlannedBatch, BatchOutcome], Awaitable[None]]
+async def window_start(job: SyncJob, source: EventSource) -> int:
+    """The first offset of the publisher's partition this sync reads (see the module docstring)."""
+    cursor = job.cursor
+    if cursor.next_offset is not None:
+        return cursor.next_offset
+    since = cursor.from_time
+    if since is None and job.publisher_registered is not None:
+        since = job.publisher_registered - REGISTRATION_CLOCK_MARGIN
+    if since is None:
+        return 0
+    return await source.offset_at_time(job.publisher, int(since.timestamp() * 1000))
 
 
-async def sync_subscription(
-    *,
-    publisher: str,
-    template: PayloadTemplate,
-    cursor: SyncCursor,
-    source: EventSource,
-    lb: CreateBatchClient,
-    target: LbTarget,
-    started: datetime,
-    row_cap: int,
-    on_delivered: OnDelivered,
-    on_batch: OnBatch,
-) -> tuple[SubscriptionOutcome, SyncCursor]:
-    """Sync one subscription; returns its outcome and its cursor afterwards."""
-    outcome = SubscriptionOutcome(publisher, last_sync_utc=cursor.last_sync_utc)
-    end = await source.log_end(publisher)
-    start = cursor.next_offset or 0
+async def read_window(
+    source: EventSource, publisher: str, start: int, end: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """The publisher's events of [start, end) in log order, without those deleted in the window."""
     events: list[tuple[int, dict[str, Any]]] = []
     deleted: set[str] = set()
     async for record in source.read(publisher, start, end):
-        if record.deleted_event_id is not None:
-            deleted.add(record.deleted_event_id)
-        elif record.event is not None:
-            if cursor.from_time is not None and _created(record.event) < cursor.from_time:
-                continue
+        if record.event is not None:
             events.append((record.offset, record.event))
+        elif record.deleted_event_id is not None:
+            deleted.add(record.deleted_event_id)
+    if deleted:
+        events = [(o, e) for o, e in events if e.get("EventId") not in deleted]
+    return events
+
+
+def render_rows(
+    template: PayloadTemplate, events: list[tuple[int, dict[str, Any]]], outcome: SubscriptionOutcome
+) -> list[RowAt] | None:
+    """Every event's row in log order; None (and ``outcome`` failed) when any event fails to render."""
     rows: list[RowAt] = []
-    failures: list[tuple[str, str]] = []
+    failures: list[RowRenderError] = []
+    render = template.render_row
     for offset, event in events:
-        if event.get("EventId") in deleted:
-            continue
-        outcome.events += 1
         try:
-            row = template.render_row(event)
+            row = render(event)
         except RowRenderError as exc:
-            failures.append((str(event.get("EventId")), str(exc)))
+            failures.append(exc)
             continue
         if row is None:
             outcome.ignored += 1
         else:
             rows.append(RowAt(offset, row.import_process_id, row.line))
-    if failures:
-        outcome.status = "failed"
-        outcome.error_code = "render_failed"
-        outcome.failed_event_ids = [event_id for event_id, _ in failures]
-        named = "; ".join(reason for _, reason in failures[:MAX_FAILED_EVENTS_NAMED])
-        more = f" (and {len(failures) - MAX_FAILED_EVENTS_NAMED} more)" if len(failures) > MAX_FAILED_EVENTS_NAMED else ""
-        outcome.error = f"{len(failures)} event(s) failed to render: {named}{more}"
-        metrics.SYNC_ROWS.labels("failed").inc(len(failures))
-        return outcome, cursor
-    delivered = dict(cursor.delivered)
-    failed_processes: set[int] = set()
-    for batch in plan_batches(rows, delivered=delivered, row_cap=row_cap):
-        if batch.import_process_id in failed_processes:
-            continue  # later rows of a refused process wait: order within a process is kept
-        result = await lb.create_batch(
-            target,
-            file_name=batch_file_name(publisher, started),
-            import_process_id=batch.import_process_id,
-            rows=batch.rows,
-        )
-        await on_batch(batch, result)
-        metrics.SYNC_BATCHES.labels("accepted" if result.ok else "failed").inc()
-        if result.ok:
-            delivered[batch.import_process_id] = batch.last_offset
-            cursor = replace(cursor, delivered=dict(delivered))
-            await on_delivered(cursor)
-            outcome.imported += len(batch.rows)
-            outcome.batches.append(
-                {"ImportProcessId": batch.import_process_id, "Rows": len(batch.rows), "BatchId": result.batch_id, "BatchUrl": result.batch_url}
-            )
-        else:
-            failed_processes.add(batch.import_process_id)
-            metrics.LB_ERRORS.labels(str(result.status or "none")).inc()
-            outcome.status = "failed"
-            outcome.error_code = "lb_rejected"
-            outcome.lb_status = result.status
-            outcome.error = (
-                f"LearningBuilder answered {result.status if result.status is not None else 'nothing'}"
-                f" for import process {batch.import_process_id}: {result.message}"
-            )
+    outcome.events = len(events)
+    if not failures:
+        return rows
+    outcome.failed_event_ids = [str(f.event_id) for f in failures]
+    named = "; ".join(str(f) for f in failures[:MAX_FAILED_EVENTS_NAMED])
+    more = len(failures) - MAX_FAILED_EVENTS_NAMED
+    outcome.fail(
+        "render_failed",
+        f"{len(failures)} event(s) failed to render: {named}" + (f" (and {more} more)" if more > 0 else ""),
+    )
+    metrics.SYNC_ROWS.labels("failed").inc(len(failures))
+    return None
+
+
+async def sync_subscription(
+    job: SyncJob,
+    *,
+    source: EventSource,
+    lb: CreateBatchClient,
+    target: LbTarget,
+    started: datetime,
+    row_cap: int,
+    store: StoreCursor,
+    batches: BatchLog,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> SubscriptionOutcome:
+    """Sync one subscription; its cursor is written through ``store`` only."""
+    outcome = SubscriptionOutcome(job.publisher, last_sync_utc=job.cursor.last_sync_utc)
+    end = await source.log_end(job.publisher)
+    start = await window_start(job, source)
+    rows = render_rows(job.template, await read_window(source, job.publisher, start, end), outcome)
+    if rows is None:
+        return outcome
+    cursor = await _send(job, rows, start, outcome, lb=lb, target=target, started=started, row_cap=row_cap, store=store, batches=batches, should_stop=should_stop)
     metrics.SYNC_ROWS.labels("imported").inc(outcome.imported)
     metrics.SYNC_ROWS.labels("ignored").inc(outcome.ignored)
-    if outcome.status == "ok":
-        cursor = cursor.advanced(end, started)
-        await on_delivered(cursor)
-        outcome.last_sync_utc = started
-    return outcome, cursor
+    if outcome.status == "ok" and cursor is not None:
+        try:
+            if await store(cursor, cursor.advanced(end, started)):
+                outcome.last_sync_utc = started
+            else:
+                outcome.fail("cursor_moved", _MOVED)
+        except ProgressNotRecorded as exc:
+            outcome.fail("sync_interrupted", f"LB accepted every row, but the cursor could not be moved: {exc}")
+    return outcome
 
 
-def _created(event: Mapping[str, Any]) -> datetime:
-    value = event.get("CreatedUtc")
-    return parse_utc(value) if isinstance(value, str) else datetime.min.replace(tzinfo=UTC)
+UNRECORDED = "LB accepted this batch but the hub could not record it: the next sync may send these rows again"
+_MOVED = (
+    "The cursor was moved (PATCH LastSyncUtc, or the subscription was replaced) while this sync ran;"
+    " rows LB accepted stay accepted, and the next sync starts from the new cursor."
+)
+
+
+async def _send(
+    job: SyncJob,
+    rows: list[RowAt],
+    start: int,
+    outcome: SubscriptionOutcome,
+    *,
+    lb: CreateBatchClient,
+    target: LbTarget,
+    started: datetime,
+    row_cap: int,
+    store: StoreCursor,
+    batches: BatchLog,
+    should_stop: Callable[[], bool],
+) -> SyncCursor | None:
+    """Send the batches LB has not accepted yet; the cursor after them (None: stop here)."""
+    cursor = job.cursor
+    delivered = dict(cursor.delivered)
+    refused: set[int] = set()
+    for batch in plan_batches(rows, delivered=delivered, row_cap=row_cap):
+        if batch.import_process_id in refused:
+            continue  # later rows of a refused process wait: order within a process is kept
+        if should_stop():
+            outcome.fail("sync_interrupted", "The sync was stopped (worker shutting down or handing over); call again.")
+            return None
+        seq = await batches.sending(batch)
+        result = await lb.create_batch(
+            target, file_name=batch_file_name(job.publisher, started), import_process_id=batch.import_process_id, rows=batch.rows
+        )
+        metrics.SYNC_BATCHES.labels("accepted" if result.ok else "failed").inc()
+        if not result.ok:
+            await batches.answered(seq, batch, result)
+            refused.add(batch.import_process_id)
+            _rejected(outcome, batch, result)
+            continue
+        delivered[batch.import_process_id] = batch.last_offset
+        new = cursor.in_window(start, delivered)
+        try:
+            stored = await store(cursor, new)
+        except ProgressNotRecorded as exc:
+            await batches.answered(seq, batch, result, note=f"{UNRECORDED} ({exc})")
+            outcome.fail("sync_interrupted", f"LB accepted a batch, but the progress could not be recorded: {exc}")
+            return None
+        await batches.answered(seq, batch, result)
+        outcome.imported += len(batch.rows)
+        outcome.batches.append(
+            {"ImportProcessId": batch.import_process_id, "Rows": len(batch.rows), "BatchId": result.batch_id, "BatchUrl": result.batch_url}
+        )
+        if not stored:
+            outcome.fail("cursor_moved", _MOVED)
+            return None
+        cursor = new
+    return cursor
+
+
+def _rejected(outcome: SubscriptionOutcome, batch: PlannedBatch, result: BatchOutcome) -> None:
+    metrics.LB_ERRORS.labels(str(result.status or "none")).inc()
+    if outcome.lb_status is None:
+        outcome.lb_status = result.status
+    answered = result.status if result.status is not None else "nothing"
+    outcome.fail(
+        "lb_rejected",
+        f"LearningBuilder answered {answered} for import process {batch.import_process_id}"
+        f" after {result.attempts} attempt(s): {result.message}",
+    )
 
 
 def sync_answer(
@@ -184,28 +317,33 @@ def sync_answer(
         "FinishedUtc": format_utc(finished),
         "Subscriptions": [o.as_json() for o in sorted(outcomes, key=lambda o: o.publisher)],
     }
-    rejected = [o for o in outcomes if o.error_code == "lb_rejected"]
-    render = [o for o in outcomes if o.error_code == "render_failed"]
-    if rejected:
-        body.update(
-            error="lb_rejected",
-            message=f"LearningBuilder refused or failed a batch of {', '.join(o.publisher for o in rejected)}: {rejected[0].error}",
-            details={
-                "Subscriptions": [
-                    {"PublisherProgramId": o.publisher, "LbStatus": o.lb_status, "Error": o.error} for o in rejected
-                ]
-            },
-        )
-        return 502, body
-    if render:
-        body.update(
-            error="render_failed",
-            message=f"A template failed on {sum(len(o.failed_event_ids) for o in render)} event(s): {render[0].error}",
-            details={
-                "Subscriptions": [
-                    {"PublisherProgramId": o.publisher, "EventIds": o.failed_event_ids, "Error": o.error} for o in render
-                ]
-            },
-        )
-        return 422, body
-    return 200, body
+    failed = [o for o in outcomes if o.error_code is not None]
+    if not failed:
+        return 200, body
+    code = next(c for c in ERROR_STATUS if any(o.error_code == c for o in failed))
+    first = next(o for o in failed if o.error_code == code)
+    body.update(
+        error=code,
+        message=_headline(code, first, failed),
+        details={"Subscriptions": [_failure_detail(o) for o in sorted(failed, key=lambda o: o.publisher)]},
+    )
+    return ERROR_STATUS[code], body
+
+
+def _headline(code: str, first: SubscriptionOutcome, failed: list[SubscriptionOutcome]) -> str:
+    if code == "lb_rejected":
+        who = ", ".join(o.publisher for o in failed if o.error_code == code)
+        return f"LearningBuilder refused or failed a batch of {who}: {first.error}"
+    if code == "render_failed":
+        count = sum(len(o.failed_event_ids) for o in failed)
+        return f"A template failed on {count} event(s) of {first.publisher}: {first.error}"
+    return f"The sync of {first.publisher} did not complete: {first.error}"
+
+
+def _failure_detail(o: SubscriptionOutcome) -> dict[str, Any]:
+    detail: dict[str, Any] = {"PublisherProgramId": o.publisher, "Error": o.error_code, "Message": o.error}
+    if o.error_code == "lb_rejected":
+        detail["LbStatus"] = o.lb_status
+    if o.failed_event_ids:
+        detail["EventIds"] = o.failed_event_ids
+    return detail

@@ -36,14 +36,20 @@ class SyncOut(BaseModel):
 
 
 class LedgerBatchOut(BaseModel):
+    """One CreateBatch call: ``sending`` until LB answers; ``unanswered`` when the worker
+    died first (the rows were sent again; LB may hold them twice)."""
+
     PublisherProgramId: str
     ImportProcessId: int
     Rows: int
-    Status: str
+    Seq: int
+    Status: Literal["sending", "accepted", "rejected", "unanswered"]
     LbStatus: int | None
     LbMessage: str | None
     BatchId: str | None
     BatchUrl: str | None
+    FirstOffset: int | None
+    LastOffset: int | None
     CreatedUtc: str
 
 
@@ -51,7 +57,7 @@ class LedgerSyncOut(BaseModel):
     SyncId: str
     StartedUtc: str
     FinishedUtc: str | None
-    Status: str
+    Status: Literal["running", "ok", "failed", "interrupted"]
     HttpStatus: int | None
     Subscriptions: list[SubscriptionSyncOut]
     Batches: list[LedgerBatchOut]

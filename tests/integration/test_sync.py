@@ -7,8 +7,10 @@ Events are appended to hub.events in their canonical record format
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from hub_stream.fake_lb import FakeLB, start_fake_lb
 from hub_stream.rpc import RpcClient, RpcTimeout
 from hub_stream.settings import HubSettings
 from hub_stream.topics import ensure_topics
-from schemas.timefmt import utc_now_text
+from schemas.timefmt import parse_utc, to_millis, utc_now_text
 
 pytestmark = pytest.mark.integration
 
@@ -77,9 +79,10 @@ def names() -> tuple[str, str, str]:
     return f"SUB{tag}", pub, other
 
 
-async def register(pool: asyncpg.Pool, lb: FakeLB, sub: str, *publishers: str) -> None:
+async def register(pool: asyncpg.Pool, lb: FakeLB | str, sub: str, *publishers: str) -> None:
+    base_url = lb if isinstance(lb, str) else lb.base_url
     await pool.execute(
-        "INSERT INTO programs (program_id, name, lb_base_url, lb_api_key) VALUES ($1, 'Subscriber', $2, $3)", sub, lb.base_url, LB_KEY
+        "INSERT INTO programs (program_id, name, lb_base_url, lb_api_key) VALUES ($1, 'Subscriber', $2, $3)", sub, base_url, LB_KEY
     )
     for p in publishers:
         await pool.execute("INSERT INTO programs (program_id, name) VALUES ($1, 'Publisher')", p)
@@ -107,12 +110,16 @@ def event(pub: str, n: int, category: str = "COURSE", **data: Any) -> dict[str, 
 
 
 async def append(settings: HubSettings, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> None:
+    """Append records as the intake does: record timestamp = the event's CreatedUtc (markers: now)."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
     try:
+        sent = []
         for key, value, headers in records:
-            await producer.send(settings.topic("events"), value, key=key, headers=headers)
-        await producer.flush()
+            created = json.loads(value).get("CreatedUtc")
+            stamp = to_millis(parse_utc(created)) if created else None
+            sent.append(await producer.send(settings.topic("events"), value, key=key, headers=headers, timestamp_ms=stamp))
+        await asyncio.gather(*sent)  # raises if the broker refused a record
     finally:
         await producer.stop()
 
@@ -155,6 +162,23 @@ async def test_sync_delivers_in_order_once_and_skips_deleted_and_others(
     assert len(syncs) == 2 and [b["ImportProcessId"] for b in syncs[1]["Batches"]] == [11, 22]
 
 
+async def test_lb_unreachable_then_back_delivers_everything_exactly_once(
+    stack: Any, http: TestClient, pool: asyncpg.Pool, system: dict[str, str]
+) -> None:
+    settings, _, lb = stack
+    sub, pub, _ = names()
+    await register(pool, "http://127.0.0.1:9", sub, pub)  # discard port: nothing listens
+    await subscribe(http, system, sub, pub)
+    await append(settings, [encode_event(event(pub, n)) for n in range(1, 5)])
+    status, body = await process(http, system, sub)
+    assert status == 502 and body["error"] == "lb_rejected", body
+    assert "Could not reach LB" in body["message"] and body["details"]["Subscriptions"][0]["LbStatus"] is None
+    await pool.execute("UPDATE programs SET lb_base_url = $2 WHERE program_id = $1", sub, lb.base_url)
+    status, body = await process(http, system, sub)
+    assert status == 200, body
+    assert delivered(lb) == [(11, n) for n in range(1, 5)]
+
+
 async def test_lb_down_then_back_delivers_everything_exactly_once(
     stack: Any, http: TestClient, pool: asyncpg.Pool, system: dict[str, str]
 ) -> None:
@@ -184,6 +208,7 @@ async def test_partial_rejection_retry_sends_only_rejected_rows(
     lb.reject_process(22)
     status, body = await process(http, system, sub)
     assert status == 502 and delivered(lb) == [(11, 1), (11, 3)]
+    assert body["details"]["Subscriptions"][0]["LbStatus"] == 400 and "22 refused" in body["message"]
     lb.behaviour.reject_import_process_ids.clear()
     status, body = await process(http, system, sub)
     assert status == 200 and delivered(lb) == [(11, 1), (11, 3), (22, 2)]
@@ -257,48 +282,156 @@ async def test_unknown_and_unconfigured_programs(http: TestClient, pool: asyncpg
     assert r.status == 422 and (await r.json())["error"] == "program_not_configured"
 
 
-async def test_worker_killed_mid_sync_loses_nothing_and_sends_nothing_twice(
-    kafka_bootstrap: str, database_dsn: str, tmp_path: Path, pool: asyncpg.Pool, system: dict[str, str]
+async def test_a_new_subscription_starts_from_the_publishers_first_event(
+    stack: Any, http: TestClient, pool: asyncpg.Pool, system: dict[str, str]
 ) -> None:
+    settings, _, lb = stack
+    sub, pub, other = names()
+    await register(pool, lb, sub, pub, other)
+    # Published before anyone subscribed, among another publisher's records.
+    await append(settings, [encode_event(event(other, 100)), encode_event(event(pub, 1)), encode_event(event(other, 101)), encode_event(event(pub, 2))])
+    await subscribe(http, system, sub, pub)
+    await append(settings, [encode_event(event(pub, 3))])
+    status, body = await process(http, system, sub)
+    assert status == 200, body
+    assert delivered(lb) == [(11, 1), (11, 2), (11, 3)]
+    # PATCH LastSyncUtc = null: from the publisher's first event again.
+    r = await http.patch(f"/api/programs/{sub}/eventSubs/{pub}", json={"LastSyncUtc": None}, headers=system)
+    assert r.status == 204
+    assert (await process(http, system, sub))[0] == 200
+    assert delivered(lb)[3:] == [(11, 1), (11, 2), (11, 3)]
+
+
+async def test_a_long_sync_blocks_neither_cursor_commands_nor_other_programs(
+    stack: Any, http: TestClient, pool: asyncpg.Pool, system: dict[str, str]
+) -> None:
+    settings, _, lb = stack
+    slow_lb, slow_runner = await start_fake_lb(api_keys={LB_KEY})
+    try:
+        slow_lb.behaviour.hang = True
+        a, pub, other = names()
+        b = f"B{a}"
+        await register(pool, slow_lb, a, pub, other)
+        await register(pool, lb, b)
+        await subscribe(http, system, a, pub)
+        await subscribe(http, system, a, other)
+        await subscribe(http, system, b, pub)
+        await append(settings, [encode_event(event(pub, 1)), encode_event(event(other, 2))])
+        await asyncio.sleep(0.05)
+        replay_from = utc_now_text()
+        long_sync = asyncio.create_task(process(http, system, a))
+        while slow_lb.hanging < 1:  # A's sync is now waiting on its LB, at its first subscription
+            await asyncio.sleep(0.02)
+        first = min(pub, other)
+        clock = time.monotonic()
+        r = await http.patch(f"/api/programs/{a}/eventSubs/{first}", json={"LastSyncUtc": replay_from}, headers=system)
+        assert r.status == 204
+        status, body = await process(http, system, b)
+        assert status == 200 and body["Subscriptions"][0]["Imported"] == 1
+        assert time.monotonic() - clock < 5  # served while A's sync waits
+        assert not long_sync.done()
+        slow_lb.reset()  # the held request is answered 503; the retry is accepted
+        status, body = await long_sync
+        # The first batch went through, but the PATCH moved that cursor meanwhile: the PATCH wins.
+        assert status == 409 and body["error"] == "cursor_moved", body
+        by_pub = {s["PublisherProgramId"]: s for s in body["Subscriptions"]}
+        assert by_pub[first]["Status"] == "failed" and by_pub[first]["Imported"] == 1
+        assert by_pub[max(pub, other)]["Status"] == "ok"
+        r = await http.get(f"/api/programs/{a}/eventSubs/{first}", headers=system)
+        assert (await r.json())["LastSyncUtc"] == replay_from
+        status, body = await process(http, system, a)
+        assert status == 200 and [s["Imported"] for s in body["Subscriptions"]] == [0, 0]  # nothing since replay_from
+    finally:
+        await slow_runner.cleanup()
+
+
+async def test_past_the_timeout_504_and_the_sync_still_finishes_and_is_recorded(
+    stack: Any, pool: asyncpg.Pool, system: dict[str, str]
+) -> None:
+    settings, rpc, lb = stack
+    lb.reset()
+    impatient = settings.model_copy(update={"sync_timeout_s": 1.0})
+    async with TestClient(TestServer(create_app(impatient, rpc=rpc, pool=pool))) as http:
+        sub, pub, _ = names()
+        await register(pool, lb, sub, pub)
+        await subscribe(http, system, sub, pub)
+        await append(settings, [encode_event(event(pub, n)) for n in range(1, 5)])
+        lb.behaviour.delay_s = 1.5
+        status, body = await process(http, system, sub)
+        assert status == 504 and body["error"] == "sync_timeout", body
+        sync_id = body["details"]["SyncId"]
+        deadline = time.monotonic() + 30
+        while True:
+            r = await http.get(f"/api/programs/{sub}/syncs", headers=system)
+            [recorded] = (await r.json())["Syncs"]
+            if recorded["Status"] != "running" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert recorded["SyncId"] == sync_id and recorded["Status"] == "ok" and recorded["HttpStatus"] == 200
+        assert [(b["Rows"], b["Status"]) for b in recorded["Batches"]] == [(3, "accepted"), (1, "accepted")]
+        assert delivered(lb) == [(11, n) for n in range(1, 5)]
+
+
+async def start_worker_and_wait(settings: HubSettings, rpc: RpcClient, key: str, log: Path) -> HubProcess:
+    worker = HubProcess("worker", settings, log)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            await rpc.request(settings.topic("sync.requests"), key, "ping", timeout=3)
+            return worker
+        except RpcTimeout:
+            assert time.monotonic() < deadline and worker.process.poll() is None, worker.log_tail()
+
+
+@pytest.mark.parametrize("moment", ["between_batches", "batch_in_flight"])
+async def test_worker_killed_mid_sync(
+    kafka_bootstrap: str, database_dsn: str, tmp_path: Path, pool: asyncpg.Pool, system: dict[str, str], moment: str
+) -> None:
+    """The guarantee of docs/sync.md: a batch whose acceptance was recorded is never sent
+    again; a batch whose answer never came is sent again (LB may then hold it twice)."""
     settings = make_settings(kafka_bootstrap, database_dsn, tmp_path, lb_max_retries=0, lb_batch_row_cap=3, request_timeout_s=60)
     await ensure_topics(settings)
     rpc = RpcClient(settings)
     await rpc.start()
     lb, runner = await start_fake_lb(api_keys={LB_KEY})
-    worker = HubProcess("worker", settings, tmp_path / "worker1.log")
+    sub, pub, _ = names()
+    worker = await start_worker_and_wait(settings, rpc, sub, tmp_path / "worker1.log")
     try:
         async with TestClient(TestServer(create_app(settings, rpc=rpc, pool=pool))) as http:
-            sub, pub, _ = names()
             await register(pool, lb, sub, pub)
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    await rpc.request(settings.topic("sync.requests"), sub, "ping", timeout=3)
-                    break
-                except RpcTimeout:
-                    assert time.monotonic() < deadline, worker.log_tail()
             await subscribe(http, system, sub, pub)
-            await append(settings, [encode_event(event(pub, n)) for n in range(1, 10)])
-            lb.behaviour.delay_s = 1.0
+            await append(settings, [encode_event(event(pub, n)) for n in range(1, 10)])  # three batches of 3
+            lb.behaviour.delay_s = 1.0 if moment == "between_batches" else 30.0
             first_call = asyncio.create_task(process(http, system, sub))
-            while len(lb.accepted) < 1:
+            while len(lb.accepted) < 1:  # LB has queued batch 1; its answer is delayed
                 await asyncio.sleep(0.02)
-            await asyncio.sleep(0.4)  # the second batch is now waiting at LB
+            if moment == "between_batches":
+                lb.behaviour.hang, lb.behaviour.delay_s = True, 0.0
+                while lb.hanging < 1:  # batch 1's answer was recorded; batch 2 is held unread
+                    await asyncio.sleep(0.02)
+            # Past the commit interval: the new worker gets only the new call, not the
+            # first request again (a redelivered request would re-run that sync; docs/sync.md).
+            await asyncio.sleep(2.5)
             worker.kill()
             first_call.cancel()
-            lb.behaviour.delay_s = 0.0
-            worker = HubProcess("worker", settings, tmp_path / "worker2.log")
-            status, body = 0, {}
-            deadline = time.monotonic() + 120
-            while status != 200 and time.monotonic() < deadline:
-                try:
-                    status, body = await process(http, system, sub)
-                except Exception:
-                    await asyncio.sleep(1)
+            lb.behaviour.hang, lb.behaviour.delay_s = False, 0.0
+            worker = await start_worker_and_wait(settings, rpc, sub, tmp_path / "worker2.log")
+            status, body = await process(http, system, sub)
             assert status == 200, (body, worker.log_tail())
-            rows = [n for _, n in delivered(lb)]
-            assert sorted(rows) == list(range(1, 10)), rows  # everything delivered ...
-            assert len(rows) == len(set(rows)), rows  # ... and nothing LB had accepted sent again
+            rows = Counter(n for _, n in delivered(lb))
+            assert set(rows) == set(range(1, 10))  # everything delivered ...
+            twice = {n for n, c in rows.items() if c > 1}
+            r = await http.get(f"/api/programs/{sub}/syncs", headers=system)
+            latest, killed = (await r.json())["Syncs"]
+            assert killed["Status"] == "interrupted" and latest["Status"] == "ok"
+            if moment == "between_batches":
+                assert twice == set()  # ... and batch 1, accepted and recorded, not again
+                assert [b["Status"] for b in killed["Batches"]] == ["accepted", "unanswered"]
+            else:
+                assert twice == {1, 2, 3}  # batch 1 was queued at LB but its answer never came
+                assert [b["Status"] for b in killed["Batches"]] == ["unanswered"]
+                assert "may hold them twice" in killed["Batches"][0]["LbMessage"]
+            assert [b["Rows"] for b in latest["Batches"]] == ([3, 3] if moment == "between_batches" else [3, 3, 3])
     finally:
         worker.stop()
         await runner.cleanup()

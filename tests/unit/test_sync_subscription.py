@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,8 +12,17 @@ from hub_stream.cursors import SyncCursor
 from hub_stream.fake_lb import FakeLB, start_fake_lb
 from hub_stream.lb_client import CreateBatchClient, LbTarget
 from hub_stream.settings import HubSettings
-from hub_stream.sync import StoredEvent, sync_subscription
+from hub_stream.sync import (
+    ProgressNotRecorded,
+    StoredEvent,
+    SyncJob,
+    sync_answer,
+    sync_subscription,
+    window_start,
+)
+from hub_stream.sync_plan import PlannedBatch
 from hub_stream.templating import parse_payload_template
+from schemas.timefmt import parse_utc
 
 KEY = "k-123"
 STARTED = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -30,16 +39,60 @@ def ev(offset: int, n: int, cat: str, created: str = "2026-11-21T10:00:00.000Z")
 
 
 class MemorySource:
+    """hub.events in memory; record timestamps are the events' CreatedUtc."""
+
     def __init__(self, records: list[StoredEvent]) -> None:
         self.records = records
+        self.time_lookups: list[int] = []
 
     async def log_end(self, publisher: str) -> int:
         return max((r.offset for r in self.records), default=-1) + 1
+
+    async def offset_at_time(self, publisher: str, ms: int) -> int:
+        self.time_lookups.append(ms)
+        for r in self.records:
+            created = (r.event or {}).get("CreatedUtc")
+            if created and parse_utc(created).timestamp() * 1000 >= ms:
+                return r.offset
+        return await self.log_end(publisher)
 
     async def read(self, publisher: str, start: int, end: int) -> AsyncIterator[StoredEvent]:
         for r in self.records:
             if start <= r.offset < end:
                 yield r
+
+
+class MemoryCursors:
+    """The cursor store: a compare-and-set over one cursor, as the sync agent applies it."""
+
+    def __init__(self, cursor: SyncCursor) -> None:
+        self.current = cursor
+        self.saved: list[SyncCursor] = []
+        self.move_after: int | None = None  # simulate a PATCH after this many writes
+        self.fail_after: int | None = None  # simulate an unreachable agent after this many writes
+
+    async def __call__(self, expected: SyncCursor, new: SyncCursor) -> bool:
+        if self.fail_after is not None and len(self.saved) >= self.fail_after:
+            raise ProgressNotRecorded("the agent did not answer")
+        if self.move_after is not None and len(self.saved) >= self.move_after:
+            self.current = SyncCursor(new.subscription_id, from_time=STARTED)
+        if expected != self.current:
+            return False
+        self.current = new
+        self.saved.append(new)
+        return True
+
+
+class MemoryLedger:
+    def __init__(self) -> None:
+        self.rows: list[list[Any]] = []
+
+    async def sending(self, batch: PlannedBatch) -> int:
+        self.rows.append([batch.import_process_id, len(batch.rows), "sending", None])
+        return len(self.rows)
+
+    async def answered(self, seq: int, batch: Any, outcome: Any, *, note: str | None = None) -> None:
+        self.rows[seq - 1][2:] = ["accepted" if outcome.ok else "rejected", note]
 
 
 @pytest.fixture
@@ -49,29 +102,30 @@ async def lb() -> AsyncIterator[FakeLB]:
     await runner.cleanup()
 
 
-async def run(lb: FakeLB, source: MemorySource, cursor: SyncCursor, template: Any = TEMPLATE) -> tuple[Any, SyncCursor, list[SyncCursor]]:
-    saved: list[SyncCursor] = []
-
-    async def on_delivered(c: SyncCursor) -> None:
-        saved.append(c)
-
-    async def on_batch(batch: Any, outcome: Any) -> None:
-        pass
-
+async def run(
+    lb: FakeLB,
+    source: MemorySource,
+    cursor: SyncCursor | MemoryCursors,
+    template: Any = TEMPLATE,
+    *,
+    registered: datetime | None = None,
+    ledger: MemoryLedger | None = None,
+    should_stop: Any = lambda: False,
+) -> tuple[Any, SyncCursor, list[SyncCursor]]:
+    store = cursor if isinstance(cursor, MemoryCursors) else MemoryCursors(cursor)
     async with CreateBatchClient(HubSettings(lb_max_retries=0)) as client:
-        outcome, after = await sync_subscription(
-            publisher="PUB",
-            template=parse_payload_template(template),
-            cursor=cursor,
+        outcome = await sync_subscription(
+            SyncJob("PUB", parse_payload_template(template), store.current, registered),
             source=source,
             lb=client,
             target=LbTarget(lb.base_url, KEY),
             started=STARTED,
             row_cap=2,
-            on_delivered=on_delivered,
-            on_batch=on_batch,
+            store=store,
+            batches=ledger or MemoryLedger(),
+            should_stop=should_stop,
         )
-    return outcome, after, saved
+    return outcome, store.current, store.saved
 
 
 def rows_of(lb: FakeLB) -> list[tuple[int | None, int]]:
@@ -98,8 +152,12 @@ async def test_nothing_new_makes_no_call_and_still_advances(lb: FakeLB) -> None:
 async def test_from_time_replays_only_events_created_since(lb: FakeLB) -> None:
     records = [ev(0, 1, "A", "2026-11-01T00:00:00Z"), ev(1, 2, "A", "2026-11-10T00:00:00Z")]
     cursor = SyncCursor("s1", from_time=datetime(2026, 11, 5, tzinfo=UTC))
-    outcome, _, _ = await run(lb, MemorySource(records), cursor)
+    source = MemorySource(records)
+    outcome, after, _ = await run(lb, source, cursor)
+    assert outcome.status == "ok"
     assert rows_of(lb) == [(1, 2)]
+    assert source.time_lookups == [int(datetime(2026, 11, 5, tzinfo=UTC).timestamp() * 1000)]
+    assert after.next_offset == 2 and after.from_time is None and after.last_sync_utc == STARTED
 
 
 async def test_render_failure_sends_nothing_and_keeps_the_cursor(lb: FakeLB) -> None:
@@ -118,10 +176,78 @@ async def test_partial_rejection_then_retry_sends_only_the_rejected_rows(lb: Fak
     outcome, after, _ = await run(lb, MemorySource(records), SyncCursor("s1"))
     assert outcome.status == "failed" and outcome.error_code == "lb_rejected" and outcome.lb_status == 400
     assert rows_of(lb) == [(1, 1), (1, 3)]
-    assert after.next_offset is None and after.delivered == {1: 2}  # cursor not moved; process 1 remembered
+    assert after.next_offset == 0 and after.delivered == {1: 2}  # window kept; process 1 remembered
+    assert after.last_sync_utc is None
 
     lb.behaviour.reject_import_process_ids.clear()
     outcome, after, _ = await run(lb, MemorySource(records), after)
     assert outcome.status == "ok"
     assert rows_of(lb) == [(1, 1), (1, 3), (2, 2)]  # nothing sent twice
     assert after.next_offset == 3 and after.delivered == {}
+
+
+async def test_window_start_follows_the_cursor_the_time_or_the_registration() -> None:
+    records = [ev(0, 1, "A", "2026-11-01T00:00:00Z"), ev(1, 2, "A", "2026-11-10T00:00:00Z"), ev(2, 3, "A", "2026-11-20T00:00:00Z")]
+    source = MemorySource(records)
+    template = parse_payload_template(TEMPLATE)
+    assert await window_start(SyncJob("PUB", template, SyncCursor("s1", next_offset=2)), source) == 2
+    assert source.time_lookups == []  # an offset needs no lookup
+    assert await window_start(SyncJob("PUB", template, SyncCursor("s1", from_time=datetime(2026, 11, 9, tzinfo=UTC))), source) == 1
+    # From the publisher's first event: no event is older than its registration (less the clock margin).
+    registered = datetime(2026, 11, 10, 0, 30, tzinfo=UTC)
+    assert await window_start(SyncJob("PUB", template, SyncCursor("s1"), registered), source) == 1
+    assert source.time_lookups[-1] == int((registered - timedelta(hours=1)).timestamp() * 1000)
+    assert await window_start(SyncJob("PUB", template, SyncCursor("s1")), source) == 0  # registration unknown
+
+
+async def test_a_cursor_moved_meanwhile_stops_the_sync_and_is_kept(lb: FakeLB) -> None:
+    records = [ev(n, n, "A") for n in range(6)]
+    store = MemoryCursors(SyncCursor("s1"))
+    store.move_after = 1  # a PATCH lands after the first batch was recorded
+    outcome, after, saved = await run(lb, MemorySource(records), store)
+    assert outcome.status == "failed" and outcome.error_code == "cursor_moved"
+    assert len(lb.accepted) == 2 and outcome.imported == 4  # the batch in flight was accepted; no third one
+    assert after == SyncCursor("s1", from_time=STARTED) and len(saved) == 1  # the PATCH won
+
+
+async def test_progress_not_recorded_stops_before_the_next_batch(lb: FakeLB) -> None:
+    records = [ev(n, n, "A") for n in range(6)]
+    store = MemoryCursors(SyncCursor("s1"))
+    store.fail_after = 1
+    ledger = MemoryLedger()
+    outcome, after, _ = await run(lb, MemorySource(records), store, ledger=ledger)
+    assert outcome.error_code == "sync_interrupted" and len(lb.accepted) == 2
+    assert after.delivered == {1: 1}
+    assert ledger.rows[1][2] == "accepted" and "may send these rows again" in ledger.rows[1][3]
+
+
+async def test_a_stop_request_is_honoured_between_batches(lb: FakeLB) -> None:
+    records = [ev(n, n, "A") for n in range(6)]
+    outcome, after, _ = await run(lb, MemorySource(records), SyncCursor("s1"), should_stop=lambda: len(lb.batches) >= 1)
+    assert outcome.error_code == "sync_interrupted" and len(lb.batches) == 1
+    assert after.delivered == {1: 1} and after.last_sync_utc is None
+
+
+async def test_the_ledger_sees_every_batch_before_and_after_lb(lb: FakeLB) -> None:
+    records = [ev(0, 1, "A"), ev(1, 2, "B"), ev(2, 3, "A")]
+    lb.reject_process(2)
+    ledger = MemoryLedger()
+    await run(lb, MemorySource(records), SyncCursor("s1"), ledger=ledger)
+    assert [(r[0], r[1], r[2]) for r in ledger.rows] == [(1, 2, "accepted"), (2, 1, "rejected")]
+
+
+def test_answer_status_follows_the_worst_failure() -> None:
+    from hub_stream.sync import SubscriptionOutcome
+
+    ok = SubscriptionOutcome("A")
+    render = SubscriptionOutcome("B")
+    render.fail("render_failed", "event E:B-1: bad")
+    render.failed_event_ids = ["E:B-1"]
+    rejected = SubscriptionOutcome("C", lb_status=400)
+    rejected.fail("lb_rejected", "LearningBuilder answered 400")
+    assert sync_answer("P", "S", STARTED, STARTED, [ok])[0] == 200
+    status, body = sync_answer("P", "S", STARTED, STARTED, [ok, render])
+    assert status == 422 and body["error"] == "render_failed" and body["details"]["Subscriptions"][0]["EventIds"] == ["E:B-1"]
+    status, body = sync_answer("P", "S", STARTED, STARTED, [ok, render, rejected])
+    assert status == 502 and body["error"] == "lb_rejected" and [d["PublisherProgramId"] for d in body["details"]["Subscriptions"]] == ["B", "C"]
+    assert body["details"]["Subscriptions"][1]["LbStatus"] == 400
