@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from faust.streams import (
     _current_event,  # Faust finds a table write's partition here (see _as_current)
 )
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from hub_stream import metrics
 from hub_stream.event_reads import EventLogReader
@@ -77,8 +77,11 @@ from hub_stream.topics import INTAKE_TABLE
 logger = logging.getLogger(__name__)
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-BATCH_MAX = 2000
+BATCH_MAX = 1000  # records per take from the stream
 BATCH_WITHIN_S = 0.005  # a lone HTTP publish waits at most this long for company
+GROUP_MAX = 4000  # records made durable together (several takes)
+QUEUED_TAKES = 8  # takes waiting while a batch is made durable: back-pressure past this
+PRODUCE_BATCH_BYTES = 512 * 1024
 
 H_REJECT_REASON = "hub-reject-reason"
 H_REJECT_MESSAGE = "hub-reject-message"
@@ -176,6 +179,7 @@ class Intake:
         self.rejected_topic = s.topic("events.rejected")
         self.replies_topic = s.topic("replies")
         self.states: dict[int, PartitionState] = {}
+        self.producer: AIOKafkaProducer | None = None  # the agent's own, for bulk sends
 
     # --- partition state -------------------------------------------------------
 
@@ -438,21 +442,17 @@ class Intake:
     # --- making a batch durable ----------------------------------------------------
 
     async def _commit(self, batch: Batch) -> None:
-        """Entries, flush; appends/rejections/forwards, flush; marks; replies (each wait bounded by the producer)."""
-        for event, key, value in batch.writes:
-            with _as_current(event):
-                self.table[key] = value
-        producer = self.app.producer
+        """Entries; then appends, rejections, forwards; then marks and replies: each step acked before the next."""
         if batch.writes:
-            await producer.flush()
+            await self._send_all(self._table_writes(batch.writes))
         ends = await self._send_all(batch.produce)
+        marks = []
         for partition, last in batch.last_event.items():
             state = self.states[partition]
             # Never backwards: records redelivered from an older committed offset are below the mark.
             state.mark = state.mark.advanced(last.message.offset, ends.get(partition, 0), state.floor_ms)
-            with _as_current(last):
-                self.table[mark_key(partition)] = state.mark.to_json()
-        replies = []
+            marks.append((last, mark_key(partition), state.mark.to_json()))
+        replies = self._table_writes(marks)
         for request, reply in batch.replies:
             if request.reply_to and request.reply_partition is not None:
                 value, headers = encode_reply(request, reply)
@@ -461,19 +461,60 @@ class Intake:
                 )
         await self._send_all(replies)
 
+    def _table_writes(self, writes: list[tuple[EventT, str, Any]]) -> list[Outgoing]:
+        """Write the table's store now, and return its changelog records to send in bulk.
+
+        This is ``table[key] = value`` without Faust's per-key changelog send,
+        which costs ~130 µs a key here (measured: 2,660 events/s with two
+        keys per event, 4,780 with the records sent in bulk). The records are
+        the ones Faust would send: same topic, partition (the event's), and
+        serialisation, so recovery cannot tell the difference.
+        """
+        changelog = self.table.changelog_topic
+        topic = changelog.get_topic_name()
+        records = []
+        for event, key, value in writes:
+            with _as_current(event):  # a RocksDB store picks its partition database from it
+                self.table.data[key] = value
+            k, _ = changelog.prepare_key(key, self.table.key_serializer)
+            v, _ = changelog.prepare_value(value, self.table.value_serializer)
+            records.append(Outgoing(topic, event.message.partition, k, v, []))
+        return records
+
     async def _send_all(self, records: list[Outgoing]) -> dict[int, int]:
-        """Produce and wait for every record; the end offset of each hub.events partition appended to."""
-        producer = self.app.producer
-        futures = []
+        """Produce every record, one batch per partition, and wait for all; returns hub.events ends.
+
+        Batches (aiokafka ``send_batch``) cost one future per batch instead of
+        one per record; order within a partition is kept.
+        """
+        assert self.producer is not None, "the intake agent has not started its producer"
+        producer = self.producer
+        by_partition: dict[tuple[str, int], list[Outgoing]] = {}
         for out in records:
-            # Faust takes seconds and truncates ``ts * 1000``: the half millisecond keeps it exact.
-            ts = (out.timestamp_ms + 0.5) / 1000 if out.timestamp_ms is not None else None
-            futures.append(await producer.send(out.topic, out.key, out.value, out.partition, ts, out.headers))
-        results = await asyncio.gather(*futures)
+            by_partition.setdefault((out.topic, out.partition), []).append(out)
+        sent: list[tuple[str, int, int, asyncio.Future[Any]]] = []
+        for (topic, partition), outs in by_partition.items():
+            batch, count = producer.create_batch(), 0
+            for out in outs:
+                if batch.append(key=out.key, value=out.value, timestamp=out.timestamp_ms, headers=out.headers) is None:
+                    sent.append((topic, partition, count, await producer.send_batch(batch, topic, partition=partition)))
+                    batch, count = producer.create_batch(), 0
+                    if batch.append(key=out.key, value=out.value, timestamp=out.timestamp_ms, headers=out.headers) is None:
+                        raise ValueError(f"a record for {topic} is larger than a whole batch")
+                count += 1
+            sent.append((topic, partition, count, await producer.send_batch(batch, topic, partition=partition)))
+        results = await asyncio.gather(*(f for *_, f in sent))
         ends: dict[int, int] = {}
-        for out, meta in zip(records, results, strict=True):
-            if out.topic == self.events_topic:
-                ends[out.partition] = max(ends.get(out.partition, 0), meta.offset + 1)
+        changelog_ends: dict[int, int] = {}
+        for (topic, partition, count, _), meta in zip(sent, results, strict=True):
+            last = meta.offset + count
+            if topic == self.events_topic:
+                ends[partition] = max(ends.get(partition, 0), last)
+            elif topic == self.table.changelog_topic.get_topic_name():
+                changelog_ends[partition] = max(changelog_ends.get(partition, 0), last - 1)
+        for partition, offset in changelog_ends.items():
+            # What Faust's own changelog callback does: a RocksDB store resumes recovery after it.
+            self.table.data.set_persisted_offset(TP(self.table.changelog_topic.get_topic_name(), partition), offset)
         return ends
 
 
@@ -492,13 +533,22 @@ def _bare_request(event: EventT, headers: list[tuple[str, bytes]]) -> Request:
 
 
 def register(app: HubApp, topics: HubTopics) -> Intake:
-    """Declare the intake agent on ``app``."""
+    """Declare the intake agent on ``app``.
+
+    Group commit: the agent keeps taking records off the stream while the
+    previous batch is being made durable, and the next batch is everything
+    taken meanwhile. Batches grow with the load, and a lone publish waits
+    for no timer beyond ``BATCH_WITHIN_S``.
+    """
     intake = Intake(app, topics, intake_table(app))
 
-    async def intake_agent(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN_S):
+    async def make_durable(stream: faust.StreamT, queue: asyncio.Queue[list[EventT]]) -> None:
+        while True:
+            events = await queue.get()
+            while not queue.empty() and len(events) < GROUP_MAX:
+                events.extend(queue.get_nowait())
             try:
-                await intake.process(list(events))
+                await intake.process(events)
             except Exception as exc:
                 # Effects may be half made: do not ack. Stop the worker; after
                 # a restart the batch comes again and the marks repair it.
@@ -507,6 +557,24 @@ def register(app: HubApp, topics: HubTopics) -> Intake:
                 raise
             for event in events:
                 await stream.ack(event)
+
+    async def intake_agent(stream: faust.StreamT) -> None:
+        s = app.hub_settings
+        intake.producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=0, max_batch_size=PRODUCE_BATCH_BYTES
+        )
+        await intake.producer.start()
+        queue: asyncio.Queue[list[EventT]] = asyncio.Queue(maxsize=QUEUED_TAKES)
+        durable = asyncio.create_task(make_durable(stream, queue), name="intake-durable")
+        try:
+            async for events in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN_S):
+                if durable.done():
+                    durable.result()  # raises what stopped it
+                await queue.put(list(events))
+        finally:
+            durable.cancel()
+            await asyncio.gather(durable, return_exceptions=True)
+            await intake.producer.stop()
 
     app.agent(topics.incoming, name="intake")(intake_agent)
     app.on_partitions_assigned.connect(intake.on_partitions_assigned)

@@ -10,6 +10,7 @@ deleted. GET and DELETE share one path (``/api/events/{id}``): an id with a
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -43,9 +44,29 @@ INCOMING = "events.incoming"
 QUERY_PARAMS = ("createdAfter", "createdBefore", "eventType", "limit", "pageToken")
 
 
+REGISTERED_TTL_S = 10.0
+REGISTERED = web.AppKey("registered_publishers", dict)
+"""program id -> until when (monotonic) it is known to be registered."""
+
+
 async def _registered(request: web.Request, program_id: str) -> bool:
+    """Is the publisher registered? A yes is remembered for REGISTERED_TTL_S, a no never.
+
+    Saves a database round trip on most publishes; a program deleted from the
+    registry may still publish for up to REGISTERED_TTL_S (docs/events.md).
+    """
+    known = request.app[REGISTERED]
+    now = time.monotonic()
+    if known.get(program_id, 0.0) > now:
+        return True
     row = await request.app[POOL].fetchval("SELECT 1 FROM programs WHERE program_id = $1", program_id)
-    return row is not None
+    if row is None:
+        known.pop(program_id, None)
+        return False
+    if len(known) > 100_000:
+        known.clear()  # bounded: a few ids per publisher, cleared wholesale if ever that many
+    known[program_id] = now + REGISTERED_TTL_S
+    return True
 
 
 async def publish_event(request: web.Request) -> web.Response:
@@ -145,6 +166,7 @@ async def list_events(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Add the event routes (GET and DELETE share /api/events/{id})."""
+    app[REGISTERED] = {}
     app.router.add_post("/api/events", publish_event)
     app.router.add_get("/api/events/{id}", list_events)
     app.router.add_delete("/api/events/{id}", delete_event)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -152,16 +153,25 @@ class Rejection(Exception):
 
 
 def decode_event_record(value: bytes | None) -> ValidEvent:
-    """A record of a stream publisher (the event JSON) validated; raises Rejection."""
+    """A record of a stream publisher (the event JSON) validated; raises Rejection.
+
+    The same model and normalisation as ``validate_event``, parsed straight
+    from bytes (pydantic's JSON parser: one pass instead of two).
+    """
     if value is None:
         raise Rejection("not_json", "The record has no value (a tombstone); produce the event as JSON.", {})
     try:
-        doc = json.loads(value)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise Rejection("not_json", f"The record value is not UTF-8 JSON: {exc}.", {}) from None
-    if not isinstance(doc, dict):
-        raise Rejection("not_an_object", f"The record value is JSON {type(doc).__name__}, not an object.", {})
-    return validate_or_reject(doc)
+        model = EventIn.model_validate_json(value)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
+        if first["type"] == "json_invalid":
+            raise Rejection("not_json", f"The record value is not UTF-8 JSON: {first['msg']}.", {}) from None
+        if first["type"] == "model_type" and not first["loc"]:
+            raise Rejection("not_an_object", "The record value is JSON but not an object.", {}) from None
+        invalid = InvalidEvent(field_errors(exc))
+        raise Rejection(invalid.code, f"The event is invalid: {invalid}.", invalid.details()) from None
+    body = model.model_dump()
+    return ValidEvent(body, content_hash(body))
 
 
 def validate_or_reject(doc: Any) -> ValidEvent:
@@ -174,8 +184,18 @@ def validate_or_reject(doc: Any) -> ValidEvent:
 # --- EventIds and times ------------------------------------------------------
 
 
+_RANDOM_POOL = 4096  # bytes: 256 uuids per read of os.urandom
+_random = bytearray()
+
+
 def new_event_id(publisher: str) -> str:
-    return f"{EVENT_ID_PREFIX}{publisher}-{uuid.uuid4()}"
+    """``E:{publisher}-{uuid4}``; the randomness is os.urandom's, read 256 ids at a time (a syscall each is slow)."""
+    global _random
+    if not _random:
+        _random = bytearray(os.urandom(_RANDOM_POOL))
+    raw = bytes(_random[-16:])
+    del _random[-16:]
+    return f"{EVENT_ID_PREFIX}{publisher}-{uuid.UUID(bytes=raw, version=4)}"
 
 
 def publisher_of(event_id: str) -> str | None:
