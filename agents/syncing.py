@@ -276,6 +276,20 @@ class SyncRunner:
             await self._sync_one(running, sub, started, lb, target, pool) for sub in record.sorted() if sub.sync_enabled
         ]
         finished = _now_ms()
+        for o in outcomes:
+            logger.info(
+                "sync %s of %s <- %s: %s, window %s, %d event(s), %d row(s) imported, %d batch(es); %s",
+                sync_id,
+                program_id,
+                o.publisher,
+                o.error_code or "ok",
+                f"[{o.window[0]}, {o.window[1]})" if o.window else "-",
+                o.events,
+                o.imported,
+                len(o.batches),
+                ", ".join(f"{phase} {s * 1000:.0f} ms" for phase, s in o.seconds.items()),
+                extra={"program_id": program_id, "sync_id": sync_id},
+            )
         status, body = sync_answer(program_id, sync_id, started, finished, outcomes)
         await ledger.finish_sync(pool, sync_id, finished=finished, status="ok" if status == 200 else "failed", http_status=status, result=body)
         metrics.SYNCS.labels("ok" if status == 200 else "failed").inc()

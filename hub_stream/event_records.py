@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka.partitioner import murmur2
@@ -61,3 +62,36 @@ def decode_record(record: Any) -> StoredEvent | None:
     if kind == KIND_DELETED:
         return StoredEvent(offset=record.offset, publisher=publisher, deleted_event_id=str(doc.get("EventId")))
     return StoredEvent(offset=record.offset, publisher=publisher, event=doc)
+
+
+_decode_json = json.JSONDecoder().decode
+
+
+def decode_publisher_records(records: Iterable[Any], key: bytes) -> list[StoredEvent]:
+    """StoredEvents of the records whose key is ``key``, skipping the others and any not ours.
+
+    The range-read path of ``decode_record``, with the per-record costs that
+    matter at 100k records taken out: other publishers' records cost one
+    bytes comparison, and the kind header is found without a generator.
+    """
+    out: list[StoredEvent] = []
+    publisher = key.decode("utf-8", "replace")
+    for record in records:
+        if record.key != key:
+            continue
+        deleted = False
+        for name, value in record.headers or ():
+            if name == KIND_HEADER:
+                deleted = value == KIND_DELETED
+                break
+        try:
+            doc = _decode_json(record.value.decode("utf-8"))
+        except (AttributeError, ValueError):  # no value; not UTF-8 or not JSON
+            continue
+        if not isinstance(doc, dict):
+            continue
+        if deleted:
+            out.append(StoredEvent(record.offset, publisher, None, str(doc.get("EventId"))))
+        else:
+            out.append(StoredEvent(record.offset, publisher, doc))
+    return out

@@ -40,6 +40,11 @@ async def log_ends(
         await consumer.stop()
 
 
+async def log_ends_of(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """``log_ends`` with a started consumer of the caller's (it is assigned ``tps`` and moved)."""
+    return await _log_ends(consumer, tps)
+
+
 async def _log_ends(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
     consumer.assign(tps)
     starts = await consumer.beginning_offsets(tps)

@@ -28,10 +28,11 @@ Where a window starts (``window_start``):
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from hub_stream import metrics
 from hub_stream.cursors import SyncCursor
@@ -63,9 +64,12 @@ ERROR_STATUS = {
 }
 
 
-@dataclass(frozen=True)
-class StoredEvent:
-    """A record of hub.events: an event, or a deletion marker."""
+class StoredEvent(NamedTuple):
+    """A record of hub.events: an event, or a deletion marker.
+
+    A named tuple, not a dataclass: a sync makes one per record, and a frozen
+    dataclass costs several times more to build.
+    """
 
     offset: int
     publisher: str
@@ -76,9 +80,11 @@ class StoredEvent:
 class EventSource(Protocol):
     async def log_end(self, publisher: str) -> int: ...
 
-    async def offset_at_time(self, publisher: str, ms: int) -> int: ...
+    async def offset_at_time(self, publisher: str, ms: int, *, end: int | None = None) -> int: ...
 
-    def read(self, publisher: str, start: int, end: int) -> AsyncIterator[StoredEvent]: ...
+    def read_chunks(self, publisher: str, start: int, end: int) -> AsyncIterator[list[StoredEvent]]:
+        """The publisher's records of [start, end) in log order, a fetch's worth at a time."""
+        ...
 
 
 class ProgressNotRecorded(RuntimeError):
@@ -120,6 +126,8 @@ class SubscriptionOutcome:
     error_code: str | None = None  # a key of ERROR_STATUS
     failed_event_ids: list[str] = field(default_factory=list)
     lb_status: int | None = None
+    window: tuple[int, int] | None = None  # [start, end) of hub.events offsets read
+    seconds: dict[str, float] = field(default_factory=dict)  # time per phase, for the log
 
     def fail(self, code: str, message: str) -> None:
         """Mark failed; the first failure's code and message stay (later ones follow from it)."""
@@ -140,7 +148,7 @@ class SubscriptionOutcome:
         }
 
 
-async def window_start(job: SyncJob, source: EventSource) -> int:
+async def window_start(job: SyncJob, source: EventSource, end: int | None = None) -> int:
     """The first offset of the publisher's partition this sync reads (see the module docstring)."""
     cursor = job.cursor
     if cursor.next_offset is not None:
@@ -150,7 +158,7 @@ async def window_start(job: SyncJob, source: EventSource) -> int:
         since = job.publisher_registered - REGISTRATION_CLOCK_MARGIN
     if since is None:
         return 0
-    return await source.offset_at_time(job.publisher, int(since.timestamp() * 1000))
+    return await source.offset_at_time(job.publisher, int(since.timestamp() * 1000), end=end)
 
 
 async def read_window(
@@ -159,11 +167,12 @@ async def read_window(
     """The publisher's events of [start, end) in log order, without those deleted in the window."""
     events: list[tuple[int, dict[str, Any]]] = []
     deleted: set[str] = set()
-    async for record in source.read(publisher, start, end):
-        if record.event is not None:
-            events.append((record.offset, record.event))
-        elif record.deleted_event_id is not None:
-            deleted.add(record.deleted_event_id)
+    async for chunk in source.read_chunks(publisher, start, end):
+        for record in chunk:
+            if record.event is not None:
+                events.append((record.offset, record.event))
+            elif record.deleted_event_id is not None:
+                deleted.add(record.deleted_event_id)
     if deleted:
         events = [(o, e) for o, e in events if e.get("EventId") not in deleted]
     return events
@@ -214,12 +223,19 @@ async def sync_subscription(
 ) -> SubscriptionOutcome:
     """Sync one subscription; its cursor is written through ``store`` only."""
     outcome = SubscriptionOutcome(job.publisher, last_sync_utc=job.cursor.last_sync_utc)
+    clock = time.perf_counter()
     end = await source.log_end(job.publisher)
-    start = await window_start(job, source)
-    rows = render_rows(job.template, await read_window(source, job.publisher, start, end), outcome)
+    start = await window_start(job, source, end)
+    outcome.window = (start, end)
+    clock = _lap(outcome, "locate", clock)
+    events = await read_window(source, job.publisher, start, end)
+    clock = _lap(outcome, "read", clock)
+    rows = render_rows(job.template, events, outcome)
+    clock = _lap(outcome, "render", clock)
     if rows is None:
         return outcome
     cursor = await _send(job, rows, start, outcome, lb=lb, target=target, started=started, row_cap=row_cap, store=store, batches=batches, should_stop=should_stop)
+    clock = _lap(outcome, "send", clock)
     metrics.SYNC_ROWS.labels("imported").inc(outcome.imported)
     metrics.SYNC_ROWS.labels("ignored").inc(outcome.ignored)
     if outcome.status == "ok" and cursor is not None:
@@ -230,7 +246,14 @@ async def sync_subscription(
                 outcome.fail("cursor_moved", _MOVED)
         except ProgressNotRecorded as exc:
             outcome.fail("sync_interrupted", f"LB accepted every row, but the cursor could not be moved: {exc}")
+        _lap(outcome, "advance", clock)
     return outcome
+
+
+def _lap(outcome: SubscriptionOutcome, phase: str, since: float) -> float:
+    now = time.perf_counter()
+    outcome.seconds[phase] = now - since
+    return now
 
 
 UNRECORDED = "LB accepted this batch but the hub could not record it: the next sync may send these rows again"

@@ -111,6 +111,18 @@ async def test_offset_at_time_matches_brute_force(topics: HubSettings) -> None:
         expected = next((i for i, s in enumerate(stamps) if s >= ms), len(stamps))
         assert await offset_at_time(bootstrap, tp, ms) == expected, ms
 
+    # A skewed log, as when a quiet partition gets a burst: interpolation lands badly, bisection takes over.
+    burst = stamps[-1] + 10_000_000
+    more = []
+    for n in range(300, 340):
+        stamps.append(burst + (n - 300) // 15)  # 15 records a millisecond
+        key, value, headers = encode_event(canonical(pub, n))
+        more.append((key, value, headers, stamps[-1]))
+    await produce(settings, more, chunks=[40])
+    for ms in (stamps[-41] + 1, burst - 1, burst, burst + 1, burst + 2, burst + 3):
+        expected = next((i for i, s in enumerate(stamps) if s >= ms), len(stamps))
+        assert await offset_at_time(bootstrap, tp, ms) == expected, ms
+
 
 async def test_range_read_keeps_the_publishers_records_in_order(topics: HubSettings) -> None:
     settings = topics

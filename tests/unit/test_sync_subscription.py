@@ -48,7 +48,7 @@ class MemorySource:
     async def log_end(self, publisher: str) -> int:
         return max((r.offset for r in self.records), default=-1) + 1
 
-    async def offset_at_time(self, publisher: str, ms: int) -> int:
+    async def offset_at_time(self, publisher: str, ms: int, *, end: int | None = None) -> int:
         self.time_lookups.append(ms)
         for r in self.records:
             created = (r.event or {}).get("CreatedUtc")
@@ -56,10 +56,10 @@ class MemorySource:
                 return r.offset
         return await self.log_end(publisher)
 
-    async def read(self, publisher: str, start: int, end: int) -> AsyncIterator[StoredEvent]:
+    async def read_chunks(self, publisher: str, start: int, end: int) -> AsyncIterator[list[StoredEvent]]:
         for r in self.records:
             if start <= r.offset < end:
-                yield r
+                yield [r]
 
 
 class MemoryCursors:
