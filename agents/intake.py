@@ -81,7 +81,8 @@ BATCH_MAX = 1000  # records per take from the stream
 BATCH_WITHIN_S = 0.005  # a lone HTTP publish waits at most this long for company
 GROUP_MAX = 4000  # records made durable together (several takes)
 QUEUED_TAKES = 8  # takes waiting while a batch is made durable: back-pressure past this
-PRODUCE_BATCH_BYTES = 512 * 1024
+PRODUCE_BATCH_BYTES = 512 * 1024  # a larger single record still goes, alone in its batch
+MAX_DETAILS_BYTES = 8 * 1024
 
 H_REJECT_REASON = "hub-reject-reason"
 H_REJECT_MESSAGE = "hub-reject-message"
@@ -177,6 +178,7 @@ class Intake:
         self.events_topic = s.topic("events")
         self.incoming_topic = s.topic("events.incoming")
         self.rejected_topic = s.topic("events.rejected")
+        self.rejected_partitions = s.rejected_partitions
         self.replies_topic = s.topic("replies")
         self.states: dict[int, PartitionState] = {}
         self.producer: AIOKafkaProducer | None = None  # the agent's own, for bulk sends
@@ -293,7 +295,8 @@ class Intake:
         try:
             valid = validate_or_reject(request.body)
         except Rejection as rejection:
-            batch.replies.append((request, Reply(400, rejection.problem())))
+            status = 413 if rejection.code == "event_too_large" else 400
+            batch.replies.append((request, Reply(status, rejection.problem())))
             batch.outcomes["rejected"] += 1
             return
         if self._forwarded(event, headers, valid.publisher, batch):
@@ -409,16 +412,21 @@ class Intake:
     def _reject(self, event: EventT, headers: list[tuple[str, bytes]], rejection: Rejection, batch: Batch) -> None:
         """The original record, byte for byte, to the rejected topic, with the reason in headers."""
         message = event.message
+        details = json.dumps(rejection.details, ensure_ascii=False).encode()
+        if len(details) > MAX_DETAILS_BYTES:  # a record must stay within the broker's limit
+            details = json.dumps({"truncated": True, "errors": len(rejection.details.get("errors", []))}).encode()
         extra = [
             (H_REJECT_REASON, rejection.code.encode()),
-            (H_REJECT_MESSAGE, rejection.message.encode()),
-            (H_REJECT_DETAILS, json.dumps(rejection.details, ensure_ascii=False).encode()),
+            (H_REJECT_MESSAGE, rejection.message[:1000].encode()),
+            (H_REJECT_DETAILS, details),
             (H_SOURCE_TOPIC, str(message.topic).encode()),
             (H_SOURCE_PARTITION, str(message.partition).encode()),
             (H_SOURCE_OFFSET, str(message.offset).encode()),
             (H_SOURCE_TIMESTAMP, str(int(message.timestamp * 1000)).encode()),
         ]
-        batch.produce.append(Outgoing(self.rejected_topic, 0, message.key, message.value, [*headers, *extra]))
+        # Partition by source partition: one source's rejections stay in order.
+        target = message.partition % self.rejected_partitions
+        batch.produce.append(Outgoing(self.rejected_topic, target, message.key, message.value, [*headers, *extra]))
         if rejection.code not in ("duplicate_publisher_event_id", "publisher_event_deleted"):
             batch.outcomes["rejected"] += 1  # conflicts were counted by the decision
         logger.info(
@@ -499,8 +507,8 @@ class Intake:
                 if batch.append(key=out.key, value=out.value, timestamp=out.timestamp_ms, headers=out.headers) is None:
                     sent.append((topic, partition, count, await producer.send_batch(batch, topic, partition=partition)))
                     batch, count = producer.create_batch(), 0
-                    if batch.append(key=out.key, value=out.value, timestamp=out.timestamp_ms, headers=out.headers) is None:
-                        raise ValueError(f"a record for {topic} is larger than a whole batch")
+                    # An empty batch takes any one record, however large.
+                    batch.append(key=out.key, value=out.value, timestamp=out.timestamp_ms, headers=out.headers)
                 count += 1
             sent.append((topic, partition, count, await producer.send_batch(batch, topic, partition=partition)))
         results = await asyncio.gather(*(f for *_, f in sent))

@@ -36,7 +36,14 @@ from hub_stream.event_reads import (
     scan_page,
 )
 from hub_stream.event_records import partition_for
-from hub_stream.intake import InvalidEvent, not_found, publisher_of, validate_event
+from hub_stream.intake import (
+    InvalidEvent,
+    Rejection,
+    ensure_fits,
+    not_found,
+    publisher_of,
+    validate_event,
+)
 from schemas.events import EventCreated, EventIn, EventPage
 from schemas.timefmt import parse_utc
 
@@ -72,9 +79,11 @@ async def _registered(request: web.Request, program_id: str) -> bool:
 async def publish_event(request: web.Request) -> web.Response:
     doc = await read_json(request)
     try:
-        event = validate_event(doc)
+        event = ensure_fits(validate_event(doc))
     except InvalidEvent as exc:
         raise ApiError(400, exc.code, f"The event is invalid: {exc}.", exc.details()) from None
+    except Rejection as exc:
+        raise ApiError(413, exc.code, exc.message, exc.details) from None
     require_write(request, event.publisher)
     if not await _registered(request, event.publisher):
         raise ApiError(
@@ -192,6 +201,7 @@ OPERATIONS = [
             200: ("The same PublisherEventId with the same content was published before: its EventId.", EventCreated),
             400: ("Invalid body: details.errors has one entry per field (invalid_json, invalid_event, unknown_fields).", None),
             409: ("duplicate_publisher_event_id (other content), or publisher_event_deleted.", None),
+            413: ("The body is over 1 MiB, or the event over 999,800 bytes as JSON (event_too_large).", None),
             422: ("The publisher program is not registered (unknown_program).", None),
             _NO_WORKER[0]: _NO_WORKER[1],
         },

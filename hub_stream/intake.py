@@ -112,6 +112,7 @@ class ValidEvent:
 
     body: dict[str, Any]
     content_hash: str
+    size: int = 0  # bytes of the body as canonical JSON: about the hub.events record, less ~150
 
     @property
     def publisher(self) -> str:
@@ -124,8 +125,28 @@ class ValidEvent:
 
 def content_hash(body: Mapping[str, Any]) -> str:
     """Hash of the normalised body: key order and timestamp spelling do not matter."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    return _valid(dict(body)).content_hash
+
+
+def _valid(body: dict[str, Any]) -> ValidEvent:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return ValidEvent(body, hashlib.sha256(canonical).hexdigest()[:32], len(canonical))
+
+
+MAX_EVENT_BYTES = 1_000_000
+"""An event must fit one Kafka record (brokers refuse ~1 MiB by default), with its EventId and CreatedUtc."""
+
+
+def ensure_fits(event: ValidEvent) -> ValidEvent:
+    """The event, or Rejection ``event_too_large``: a record the broker refuses would stop the intake."""
+    if event.size + 200 > MAX_EVENT_BYTES:
+        raise Rejection(
+            "event_too_large",
+            f"The event is {event.size} bytes as JSON; the limit is {MAX_EVENT_BYTES - 200}."
+            " Keep PublisherEventData smaller.",
+            {"size": event.size, "limit": MAX_EVENT_BYTES - 200},
+        )
+    return event
 
 
 def validate_event(doc: Any) -> ValidEvent:
@@ -136,8 +157,7 @@ def validate_event(doc: Any) -> ValidEvent:
         model = EventIn.model_validate(doc)
     except ValidationError as exc:
         raise InvalidEvent(field_errors(exc)) from None
-    body = model.model_dump()
-    return ValidEvent(body, content_hash(body))
+    return _valid(model.model_dump())
 
 
 @dataclass(frozen=True)
@@ -170,13 +190,13 @@ def decode_event_record(value: bytes | None) -> ValidEvent:
             raise Rejection("not_an_object", "The record value is JSON but not an object.", {}) from None
         invalid = InvalidEvent(field_errors(exc))
         raise Rejection(invalid.code, f"The event is invalid: {invalid}.", invalid.details()) from None
-    body = model.model_dump()
-    return ValidEvent(body, content_hash(body))
+    return ensure_fits(_valid(model.model_dump()))
 
 
 def validate_or_reject(doc: Any) -> ValidEvent:
+    """``validate_event``, with every refusal (invalid, too large) as a Rejection."""
     try:
-        return validate_event(doc)
+        return ensure_fits(validate_event(doc))
     except InvalidEvent as exc:
         raise Rejection(exc.code, f"The event is invalid: {exc}.", exc.details()) from None
 

@@ -201,6 +201,8 @@ async def test_every_field_error_is_listed_at_once(http: TestClient, pool: async
     assert (await call(http, "POST", "/api/events", system, edge))[0] == 201
     assert (await call(http, "POST", "/api/events", system, data=b"{nope"))[1]["error"] == "invalid_json"
     assert (await call(http, "POST", "/api/events", system, [event(pub, 3)]))[1]["error"] == "invalid_event"
+    status, body, _ = await call(http, "POST", "/api/events", system, event(pub, 4, PublisherEventData={"x": "y" * 1_000_000}))
+    assert status == 413 and is_problem(body, "event_too_large")
     status, body, _ = await call(http, "POST", "/api/events", system, event("bad id", 3))
     assert status == 400 and body["details"]["errors"][0]["field"] == "PublisherProgramId"
 

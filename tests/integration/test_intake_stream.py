@@ -133,6 +133,7 @@ async def test_valid_invalid_and_non_json_records(stack: HubSettings, producer: 
         (pub.encode(), as_bytes(event(pub, 3, EventType="T" * 51, EventStartUtc="soon")), "invalid_event"),
         (pub.encode(), as_bytes(event(pub, 4, Extra=True)), "unknown_fields"),
         (pub.encode(), as_bytes(event(pub, 1, EventType="CHANGED")), "duplicate_publisher_event_id"),
+        (pub.encode(), as_bytes(event(pub, 6, PublisherEventData={"x": "y" * 1_000_000})), "event_too_large"),
     ]
     for doc in good:
         await producer.send_and_wait(topic, as_bytes(doc), key=doc["PublisherProgramId"].encode())

@@ -17,6 +17,7 @@ from hub_stream.intake import (
     decide_delete,
     decide_publish,
     decode_event_record,
+    ensure_fits,
     entry_key,
     new_event_id,
     next_created_ms,
@@ -132,6 +133,18 @@ def test_stream_records_are_decoded_or_rejected_with_a_reason() -> None:
     with pytest.raises(Rejection) as caught:
         decode_event_record(json.dumps(body(EventType="")).encode())
     assert caught.value.details["errors"] == [{"field": "EventType", "problem": "String should have at least 1 character"}]
+
+
+def test_an_event_must_fit_one_kafka_record() -> None:
+    fits = validate_event(body(PublisherEventData={"x": "y" * 999_000}))
+    assert ensure_fits(fits) is fits
+    too_big = validate_event(body(PublisherEventData={"x": "y" * 999_700}))
+    with pytest.raises(Rejection) as caught:
+        ensure_fits(too_big)
+    assert caught.value.code == "event_too_large" and caught.value.details["size"] == too_big.size
+    with pytest.raises(Rejection) as caught:
+        decode_event_record(json.dumps(body(PublisherEventData={"x": "y" * 999_700})).encode())
+    assert caught.value.code == "event_too_large"
 
 
 def test_event_ids_name_their_publisher() -> None:
