@@ -6,6 +6,10 @@ JSON Lines body. Any 2xx is success. Connection errors, timeouts, 429 and
 502/503/504 are retried with exponential backoff a bounded number of times;
 other 4xx and 5xx are not. The API key is never logged and never put in an
 error message.
+
+A retry after a timeout may send rows LB had queued already: LB has no
+idempotency key, and the contract prefers a possible duplicate to a lost
+row (docs/sync.md).
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from hub_stream import metrics
 from hub_stream.settings import HubSettings
 
 logger = logging.getLogger(__name__)
@@ -105,12 +111,14 @@ class CreateBatchClient:
         body = ("\n".join(rows) + "\n").encode()
         headers = {"Authorization": f"apikey {target.api_key}", "Content-Type": "application/x-ndjson"}
         attempts = 0
+        clock = time.perf_counter()
         while True:
             attempts += 1
             outcome, retry_after = await self._attempt(url, params, body, headers)
             outcome = BatchOutcome(**{**outcome.__dict__, "attempts": attempts})
             retryable = outcome.status is None or outcome.status in RETRY_STATUSES
             if outcome.ok or not retryable or attempts > self._settings.lb_max_retries:
+                metrics.LB_LATENCY.observe(time.perf_counter() - clock)
                 return outcome
             delay = retry_after if retry_after is not None else self._backoff(attempts)
             logger.warning(

@@ -383,12 +383,13 @@ async def start_worker_and_wait(settings: HubSettings, rpc: RpcClient, key: str,
             assert time.monotonic() < deadline and worker.process.poll() is None, worker.log_tail()
 
 
-@pytest.mark.parametrize("moment", ["between_batches", "batch_in_flight"])
+@pytest.mark.parametrize("moment", ["between_batches", "batch_in_flight", "sigterm"])
 async def test_worker_killed_mid_sync(
     kafka_bootstrap: str, database_dsn: str, tmp_path: Path, pool: asyncpg.Pool, system: dict[str, str], moment: str
 ) -> None:
     """The guarantee of docs/sync.md: a batch whose acceptance was recorded is never sent
-    again; a batch whose answer never came is sent again (LB may then hold it twice)."""
+    again; a batch whose answer never came is sent again (LB may then hold it twice).
+    "sigterm": a worker told to stop cancels the sync waiting on LB and answers 503."""
     settings = make_settings(kafka_bootstrap, database_dsn, tmp_path, lb_max_retries=0, lb_batch_row_cap=3, request_timeout_s=60)
     await ensure_topics(settings)
     rpc = RpcClient(settings)
@@ -405,15 +406,20 @@ async def test_worker_killed_mid_sync(
             first_call = asyncio.create_task(process(http, system, sub))
             while len(lb.accepted) < 1:  # LB has queued batch 1; its answer is delayed
                 await asyncio.sleep(0.02)
-            if moment == "between_batches":
+            if moment in ("between_batches", "sigterm"):
                 lb.behaviour.hang, lb.behaviour.delay_s = True, 0.0
                 while lb.hanging < 1:  # batch 1's answer was recorded; batch 2 is held unread
                     await asyncio.sleep(0.02)
             # Past the commit interval: the new worker gets only the new call, not the
             # first request again (a redelivered request would re-run that sync; docs/sync.md).
             await asyncio.sleep(2.5)
-            worker.kill()
-            first_call.cancel()
+            if moment == "sigterm":
+                worker.stop()
+                status, body = await asyncio.wait_for(first_call, 10)
+                assert status == 503 and body["error"] == "sync_interrupted", body
+            else:
+                worker.kill()
+                first_call.cancel()
             lb.behaviour.hang, lb.behaviour.delay_s = False, 0.0
             worker = await start_worker_and_wait(settings, rpc, sub, tmp_path / "worker2.log")
             status, body = await process(http, system, sub)
@@ -424,14 +430,14 @@ async def test_worker_killed_mid_sync(
             r = await http.get(f"/api/programs/{sub}/syncs", headers=system)
             latest, killed = (await r.json())["Syncs"]
             assert killed["Status"] == "interrupted" and latest["Status"] == "ok"
-            if moment == "between_batches":
+            if moment in ("between_batches", "sigterm"):
                 assert twice == set()  # ... and batch 1, accepted and recorded, not again
                 assert [b["Status"] for b in killed["Batches"]] == ["accepted", "unanswered"]
             else:
                 assert twice == {1, 2, 3}  # batch 1 was queued at LB but its answer never came
                 assert [b["Status"] for b in killed["Batches"]] == ["unanswered"]
                 assert "may hold them twice" in killed["Batches"][0]["LbMessage"]
-            assert [b["Rows"] for b in latest["Batches"]] == ([3, 3] if moment == "between_batches" else [3, 3, 3])
+            assert [b["Rows"] for b in latest["Batches"]] == ([3, 3, 3] if moment == "batch_in_flight" else [3, 3])
     finally:
         worker.stop()
         await runner.cleanup()
