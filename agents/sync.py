@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import cast
 
 import faust
 
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 def cursors_table(app: HubApp) -> faust.Table:
     """The cursors table of ``app`` (declared once; the subscriptions agent reads it too)."""
     if CURSORS_TABLE in app.tables:
-        return app.tables[CURSORS_TABLE]
+        return cast(faust.Table, app.tables[CURSORS_TABLE])
     return table(app, CURSORS_TABLE, partitions=app.hub_settings.subscriber_partitions)
 
 

@@ -214,11 +214,15 @@ class SyncRunner:
             await asyncio.wait(pending, timeout=STOP_GRACE_S)
         logger.warning("stopped %d running sync(s) (%d cancelled mid-batch)", len(tasks), len(pending))
 
-    async def on_partitions_revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
-        """Stop syncs whose program may move to another worker, before it can start one there."""
+    async def on_partitions_revoked(self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        """Stop syncs whose program may move to another worker, before it can start one there.
+
+        Faust's signal: ``(app, revoked: set[TopicPartition], signal=...)``.
+        """
+        revoked = args[0] if args else kwargs.get("revoked", ())
         await self.stop({tp.partition for tp in revoked if tp.topic == self._requests_topic})
 
-    async def on_shutdown(self, sender: Any = None, **kwargs: Any) -> None:
+    async def on_shutdown(self, sender: Any = None, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         await self.stop()
         if self._lb is not None:
             await self._lb.close()

@@ -83,7 +83,7 @@ class SubscriberCursors:
     """The cursors table value of one subscriber."""
 
     cursors: Mapping[str, SyncCursor] = field(default_factory=dict)
-    log: CommandLog = CommandLog()
+    log: CommandLog = field(default_factory=CommandLog)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -218,7 +218,7 @@ async def start_fake_lb(
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr,attr-defined]
     bound = sockets[0].getsockname()[1] if sockets else port
     fake.base_url = f"http://{host}:{bound}"
     return fake, runner

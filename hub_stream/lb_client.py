@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 
@@ -71,7 +71,7 @@ class CreateBatchClient:
         self._session = session
         self._own_session = session is None
 
-    async def __aenter__(self) -> CreateBatchClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -147,7 +147,7 @@ class CreateBatchClient:
                     batch_id, batch_url = _batch_reference(text)
                     return BatchOutcome(True, resp.status, "accepted", batch_id, batch_url), None
                 return BatchOutcome(False, resp.status, _message(text, resp.reason)), retry_after
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return BatchOutcome(False, None, "LB did not answer within the timeout."), None
         except aiohttp.ClientError as exc:
             return BatchOutcome(False, None, f"Could not reach LB: {type(exc).__name__}: {exc}"[:MESSAGE_MAX]), None
