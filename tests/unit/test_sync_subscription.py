@@ -251,3 +251,17 @@ def test_answer_status_follows_the_worst_failure() -> None:
     status, body = sync_answer("P", "S", STARTED, STARTED, [ok, render, rejected])
     assert status == 502 and body["error"] == "lb_rejected" and [d["PublisherProgramId"] for d in body["details"]["Subscriptions"]] == ["B", "C"]
     assert body["details"]["Subscriptions"][1]["LbStatus"] == 400
+
+
+def test_gc_is_paused_while_any_sync_decodes_and_back_after() -> None:
+    import gc
+
+    from hub_stream.sync import paused_gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+        with paused_gc():  # a second sync at the same time
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
