@@ -208,6 +208,21 @@ async def stream_intake(settings: HubSettings, n: int, worker: HubProcess) -> fl
     return n / elapsed
 
 
+async def http_floor(url: str, requests: int, concurrency: int) -> float:
+    """GET /healthz at the same concurrency: what the HTTP stack alone allows here (no auth, no database)."""
+    counter = iter(range(requests))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+
+        async def client() -> None:
+            for _ in counter:
+                async with http.get(f"{url}/healthz") as r:
+                    await r.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        return requests / (time.perf_counter() - started)
+
+
 async def http_intake(url: str, headers: dict[str, str], requests: int, concurrency: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -273,6 +288,8 @@ async def run(bootstrap: str, dsn: str, args: argparse.Namespace, tmp: Path) -> 
             f"{args.requests / elapsed:9,.0f} requests/s  p50 {pct(latencies, 0.5):.1f} ms  p99 {pct(latencies, 0.99):.1f} ms  "
             f"mean {statistics.mean(latencies):.1f} ms  max {max(latencies):.1f} ms"
         )
+        floor = await http_floor(url, args.requests // 2, args.concurrency)
+        print(f"  HTTP GET /healthz  {args.requests // 2} requests, concurrency {args.concurrency}: {floor:9,.0f} requests/s (the HTTP stack alone)")
         print(f"  load average {os.getloadavg()[0]:.2f} at the end")
         for name, base in ratios.items():
             print(f"  intake from stream / {name}: {rate / base:.2f}")

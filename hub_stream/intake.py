@@ -22,6 +22,7 @@ nothing when a worker dies at any point.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -128,8 +129,11 @@ def content_hash(body: Mapping[str, Any]) -> str:
     return _valid(dict(body)).content_hash
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _valid(body: dict[str, Any]) -> ValidEvent:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    canonical = _CANONICAL.encode(body).encode()
     return ValidEvent(body, hashlib.sha256(canonical).hexdigest()[:32], len(canonical))
 
 
@@ -235,8 +239,9 @@ def publisher_of(event_id: str) -> str | None:
     return head if str(parsed) == tail[1:] else None
 
 
+@functools.lru_cache(maxsize=64)
 def utc_text(ms: int) -> str:
-    """Epoch milliseconds as contract text (UTC, ms, Z)."""
+    """Epoch milliseconds as contract text (UTC, ms, Z); cached: a batch gives out few distinct ones."""
     return format_utc(from_millis(ms))
 
 

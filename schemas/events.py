@@ -9,6 +9,8 @@ leaves open (category limits, what "same content" means).
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -18,7 +20,17 @@ from schemas.timefmt import format_utc, parse_utc
 PROGRAM_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,25}$"
 
 
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
 def _utc_text(value: Any) -> str:
+    if isinstance(value, str) and _CANONICAL.fullmatch(value):
+        # Already as the hub writes it (the common case): checking the date suffices.
+        try:
+            datetime.fromisoformat(value[:-1])
+            return value
+        except ValueError:
+            pass  # such as February 30th: the slow path names it
     if not isinstance(value, str):
         # ValueError, not TypeError: pydantic turns only ValueError into a field error.
         raise ValueError("must be an ISO 8601 timestamp string, such as 2026-11-22T08:00:00Z")  # noqa: TRY004

@@ -9,7 +9,8 @@ names the point: ``INTAKE_CRASH_AT`` is
 - ``after_appends``: every record is on hub.events, the partition mark is not
   written and no reply went out;
 
-and ``INTAKE_CRASH_BATCH`` which batch with hub.events records (1 = the first).
+and ``INTAKE_CRASH_AFTER_APPENDS`` = N: batches go through normally until N
+records are on hub.events; the next batch with appends dies at that point.
 Everything else is the real worker: the same app, agents and settings.
 """
 
@@ -27,18 +28,16 @@ from hub_stream.logs import setup_logging
 from hub_stream.settings import HubSettings
 
 CRASH_AT = os.environ["INTAKE_CRASH_AT"]
-CRASH_BATCH = int(os.environ.get("INTAKE_CRASH_BATCH", "1"))
+CRASH_AFTER_APPENDS = int(os.environ.get("INTAKE_CRASH_AFTER_APPENDS", "0"))
 _original_send_all = intake.Intake._send_all
-_batches_with_appends = 0
+_appended = 0
 
 
 async def _crashing_send_all(self: intake.Intake, records: list[intake.Outgoing]) -> dict[int, int]:
-    global _batches_with_appends
+    global _appended
     appends = [r for r in records if r.topic == self.events_topic]
-    if not appends:
-        return await _original_send_all(self, records)
-    _batches_with_appends += 1
-    if _batches_with_appends < CRASH_BATCH:
+    if not appends or _appended < CRASH_AFTER_APPENDS:
+        _appended += len(appends)
         return await _original_send_all(self, records)
     if CRASH_AT == "after_entries":
         os._exit(137)

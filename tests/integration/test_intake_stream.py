@@ -185,14 +185,14 @@ async def test_valid_invalid_and_non_json_records(stack: HubSettings, producer: 
             assert details["EventId"] == first["EventId"]
 
 
-async def produce_stream(settings: HubSettings, publishers: list[str], per_publisher: int, *, chunk: int = 100, pause_s: float = 0.05) -> None:
+async def produce_stream(settings: HubSettings, publishers: list[str], numbers: range, *, chunk: int = 100, pause_s: float = 0.05) -> None:
     """Events interleaved across publishers, every 7th sent twice (a publisher's own retry)."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
         topic = settings.topic("events.incoming")
         sent = 0
-        for n in range(per_publisher):
+        for n in numbers:
             for pub in publishers:
                 copies = 2 if n % 7 == 0 else 1
                 for _ in range(copies):
@@ -260,7 +260,7 @@ async def test_a_worker_killed_mid_stream_loses_and_duplicates_nothing(kafka_boo
     second: HubProcess | None = None
     try:
         await wait_for_intake(settings, first)
-        producing = asyncio.create_task(produce_stream(settings, publishers, per_publisher))
+        producing = asyncio.create_task(produce_stream(settings, publishers, range(per_publisher)))
 
         async def under_way() -> bool:
             return await appended_so_far(settings) >= len(publishers) * per_publisher // 4
@@ -276,9 +276,9 @@ async def test_a_worker_killed_mid_stream_loses_and_duplicates_nothing(kafka_boo
             second.stop()
 
 
-def start_crashing_worker(settings: HubSettings, log_path: Path, crash_at: str, *, batch: int) -> subprocess.Popen[bytes]:
+def start_crashing_worker(settings: HubSettings, log_path: Path, crash_at: str, *, after_appends: int) -> subprocess.Popen[bytes]:
     env = settings_env(settings)
-    env.update(INTAKE_CRASH_AT=crash_at, INTAKE_CRASH_BATCH=str(batch), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    env.update(INTAKE_CRASH_AT=crash_at, INTAKE_CRASH_AFTER_APPENDS=str(after_appends), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     with open(log_path, "ab") as log:
         return subprocess.Popen([sys.executable, str(CRASH_WORKER)], env=env, stdout=log, stderr=log, start_new_session=True)
 
@@ -290,12 +290,21 @@ async def test_a_crash_at_each_step_of_a_batch_is_repaired(kafka_bootstrap: str,
     await ensure_topics(settings)
     publishers = [f"C{uuid.uuid4().hex[:6]}-{i}" for i in range(4)]
     per_publisher = 150
-    crashing = start_crashing_worker(settings, tmp_path / "crashing.log", crash_at, batch=3)
+    first_part = range(50)
+    # The crash comes in the first batch after the first part is on hub.events: marks, entries and a
+    # tail exist from batches that completed, whatever the batching.
+    crashing = start_crashing_worker(settings, tmp_path / "crashing.log", crash_at, after_appends=len(publishers) * len(first_part))
     second: HubProcess | None = None
     try:
         await wait_for_intake(settings, crashing)
-        await produce_stream(settings, publishers, per_publisher, chunk=40, pause_s=0.02)
-        deadline = time.monotonic() + 60
+        await produce_stream(settings, publishers, first_part, chunk=40, pause_s=0.02)
+
+        async def first_part_stored() -> bool:
+            return len(await events_of(settings, set(publishers))) >= len(publishers) * len(first_part)
+
+        await wait_until(first_part_stored, what="the first part on hub.events", logs=(tmp_path / "crashing.log",))
+        await produce_stream(settings, publishers, range(len(first_part), per_publisher), chunk=40, pause_s=0.02)
+        deadline = time.monotonic() + 90
         while crashing.poll() is None:
             assert time.monotonic() < deadline, "the crashing worker never reached its crash point:\n" + (tmp_path / "crashing.log").read_text()[-3000:]
             await asyncio.sleep(0.2)
