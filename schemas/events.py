@@ -20,15 +20,15 @@ from schemas.timefmt import format_utc, parse_utc
 PROGRAM_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,25}$"
 
 
-_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+_UTC_SECONDS = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,6}))?(?:Z|z|\+00:00)")
 
 
 def _utc_text(value: Any) -> str:
-    if isinstance(value, str) and _CANONICAL.fullmatch(value):
-        # Already as the hub writes it (the common case): checking the date suffices.
+    if isinstance(value, str) and (m := _UTC_SECONDS.fullmatch(value)):
+        # Already UTC (the common case): check the date, then truncate to ms as format_utc does.
         try:
-            datetime.fromisoformat(value[:-1])
-            return value
+            datetime.fromisoformat(m[1])
+            return f"{m[1]}.{((m[2] or '') + '000')[:3]}Z"
         except ValueError:
             pass  # such as February 30th: the slow path names it
     if not isinstance(value, str):

@@ -26,6 +26,7 @@ from hub_stream.intake import (
     utc_text,
     validate_event,
 )
+from schemas.timefmt import format_utc, parse_utc
 
 
 def body(**overrides: Any) -> dict[str, Any]:
@@ -92,6 +93,20 @@ def test_every_field_error_is_listed_once() -> None:
         "EventEndUtc": "must be an ISO 8601 timestamp string, such as 2026-11-22T08:00:00Z",
         "Unexpected": "unknown field; the contract has no such field",
     }
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-11-20T10:00:00Z", "2026-11-20T10:00:00.1z", "2026-11-20T10:00:00.123456Z", "2026-11-20T10:00:00.999999+00:00",
+     "2024-02-29T23:59:59.5Z", "2026-11-20T11:00:00+01:00", "2026-11-20T10:00:00", "2026-11-20T10:00"],
+)
+def test_timestamps_are_normalised_alike_on_every_path(text: str) -> None:
+    assert validate_event(body(EventStartUtc=text)).body["EventStartUtc"] == format_utc(parse_utc(text))
+
+
+def test_impossible_dates_are_refused() -> None:
+    for text in ("2026-02-30T00:00:00Z", "2026-11-20T24:00:00Z", "2026-11-20T10:00:00ZZ"):
+        assert "EventStartUtc" in errors_of(body(EventStartUtc=text)), text
 
 
 def test_limits_are_inclusive() -> None:
