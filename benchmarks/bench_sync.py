@@ -19,7 +19,8 @@ format with a plain producer (record timestamp = CreatedUtc), as the intake does
    of other publishers (history from the past month), for three cursors: a
    subscription synced before (incremental), a new subscription (from the
    publisher's first event) and PATCH LastSyncUtc to just before the new
-   events (replay). Medians of a few runs, and a full scan of the large
+   events (replay). Medians of rounds alternating between the two
+   partitions (drift hits both alike), and a full scan of the large
    partition for scale.
 
 Prints figures; asserts nothing but the rows' arrival.
@@ -62,7 +63,7 @@ from schemas.timefmt import format_utc, from_millis
 
 LB_KEY = "bench-lb-key"
 PARTITIONS = 4
-RUNS = 5
+RUNS = 11
 DAY_MS = 86_400_000
 ROW_TEMPLATE = (
     '{"Email": "{{email}}", "Participant": "{{@event.PublisherParticipantId}}", "Course": "{{course.code}}",'
@@ -218,60 +219,75 @@ async def throughput(hub: Hub, settings: HubSettings, events: int) -> None:
     print(f"   baseline, decode + our render_row:            {engine:>9,.0f} rows/s  (end to end = {rate / engine:.2f} x)")
 
 
+KINDS = {
+    "incremental": "synced before (incremental)",
+    "new": "new subscription (first event)",
+    "replay": "PATCH LastSyncUtc (replay)",
+}
+
+
+async def append_history(settings: HubSettings, partition: int, size: int) -> None:
+    """``size`` records of 500 other publishers, spread over the past month, in one partition."""
+    now = int(time.time() * 1000)
+    step = 29 * DAY_MS // size
+    start = now - 30 * DAY_MS
+    others = [
+        (f"OTHER{i % 500}".encode(), json.dumps(event(f"OTHER{i % 500}", i, start + i * step), separators=(",", ":")).encode(), start + i * step)
+        for i in range(size)
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    await produce(settings.kafka_bootstrap or "", settings.topic("events"), partition, others)
+    print(f"   ({size:,} records of other publishers appended in {time.perf_counter() - t0:.1f} s)")
+
+
+async def one_round(hub: Hub, settings: HubSettings, partition: int, tag: str, new: int) -> tuple[str, dict[str, float]]:
+    """A fresh publisher in ``partition`` and ``new`` events of it, synced three ways; seconds per way."""
+    pub = publisher_in(partition, f"{tag}P")
+    await hub.register(pub, subscriber=False)
+    inc, fresh, rep = (f"{kind}{tag}" for kind in ("INC", "NEW", "REP"))
+    for sub in (inc, rep):
+        await hub.subscribe(sub, pub)
+        await hub.sync(sub, 0)  # the cursor now stands at the log end
+    await asyncio.sleep(0.01)
+    before = format_utc(from_millis(int(time.time() * 1000) - 1))
+    stamp = int(time.time() * 1000)
+    records = [(pub.encode(), json.dumps(event(pub, n, stamp), separators=(",", ":")).encode(), stamp) for n in range(new)]
+    await produce(settings.kafka_bootstrap or "", settings.topic("events"), partition, records)
+    times = {"incremental": await hub.sync(inc, new)}
+    await hub.subscribe(fresh, pub)
+    times["new"] = await hub.sync(fresh, new)
+    await hub.sync(rep, new)
+    await hub.patch(rep, pub, before)
+    times["replay"] = await hub.sync(rep, new)
+    return pub, times
+
+
 async def log_size(hub: Hub, settings: HubSettings, counts: tuple[int, int], new: int) -> None:
-    bootstrap = settings.kafka_bootstrap or ""
-    topic = settings.topic("events")
-    results: dict[str, list[float]] = {}
-    scan_s = 0.0
-    for size, partition in zip(counts, (1, 2), strict=True):
-        now = int(time.time() * 1000)
-        history_start = now - 30 * DAY_MS
-        others = [
-            (f"OTHER{i % 500}".encode(), json.dumps(event(f"OTHER{i % 500}", i, history_start + i * (29 * DAY_MS // size)), separators=(",", ":")).encode(), history_start + i * (29 * DAY_MS // size))
-            for i in range(size)
-        ]  # fmt: skip
-        t0 = time.perf_counter()
-        await produce(bootstrap, topic, partition, others)
-        print(f"   ({size:,} records of other publishers appended in {time.perf_counter() - t0:.1f} s)")
-        times: dict[str, list[float]] = {"incremental": [], "new": [], "replay": []}
-        for run in range(RUNS):
-            # A fresh publisher each run, so each sync has exactly ``new`` events to deliver.
-            pub = publisher_in(partition, f"L{size}R{run}P")
-            await hub.register(pub, subscriber=False)
-            inc, fresh, rep = (f"{kind}{size}S{run}" for kind in ("INC", "NEW", "REP"))
-            for sub in (inc, rep):
-                await hub.subscribe(sub, pub)
-                await hub.sync(sub, 0)  # the cursor now stands at the log end
-            await asyncio.sleep(0.01)
-            before = format_utc(from_millis(int(time.time() * 1000) - 1))
-            stamp = int(time.time() * 1000)
-            await produce(bootstrap, topic, partition, [(pub.encode(), json.dumps(event(pub, n, stamp), separators=(",", ":")).encode(), stamp) for n in range(new)])
-            times["incremental"].append(await hub.sync(inc, new))
-            await hub.subscribe(fresh, pub)
-            times["new"].append(await hub.sync(fresh, new))
-            await hub.sync(rep, new)
-            await hub.patch(rep, pub, before)
-            times["replay"].append(await hub.sync(rep, new))
-        for kind, values in times.items():
-            results.setdefault(kind, []).append(statistics.median(values))
-        if size == max(counts):
-            source = KafkaEventSource(settings)
-            t0 = time.perf_counter()
-            end = await source.log_end(pub)
-            kept = [r async for r in source.read(pub, 0, end)]
-            scan_s = time.perf_counter() - t0
-            assert len(kept) == new
+    """Both partitions filled first, then rounds alternating between them, so drift hits both alike."""
+    partitions = (1, 2)
+    for size, partition in zip(counts, partitions, strict=True):
+        await append_history(settings, partition, size)
+    times: dict[int, dict[str, list[float]]] = {size: {k: [] for k in KINDS} for size in counts}
+    last_pub = ""
+    for run in range(RUNS):
+        for size, partition in zip(counts, partitions, strict=True):
+            last_pub, measured = await one_round(hub, settings, partition, f"L{size}R{run}", new)
+            for kind, seconds in measured.items():
+                times[size][kind].append(seconds)
+    source = KafkaEventSource(settings)
+    t0 = time.perf_counter()
+    end = await source.log_end(last_pub)
+    kept = [r async for r in source.read(last_pub, 0, end)]
+    scan_s = time.perf_counter() - t0
+    assert len(kept) == new
     small, large = counts
     print(f"2. {new:,} new events synced; the publisher's partition also holds {small:,} vs {large:,} others' records")
     print(f"   {'cursor':<34} {f'{small:,} others':>12} {f'{large:,} others':>14} {'ratio':>7}")
-    labels = {
-        "incremental": "synced before (incremental)",
-        "new": "new subscription (first event)",
-        "replay": "PATCH LastSyncUtc (replay)",
-    }
-    for kind, (a, b) in results.items():
-        print(f"   {labels[kind]:<34} {a * 1000:>9.0f} ms {b * 1000:>11.0f} ms {b / a:>7.2f}")
-    print(f"   (medians of {RUNS}; target: within 20%. A full scan of the {large:,}-record partition alone: {scan_s:.2f} s)")
+    for kind, label in KINDS.items():
+        a, b = statistics.median(times[small][kind]), statistics.median(times[large][kind])
+        print(f"   {label:<34} {a * 1000:>9.0f} ms {b * 1000:>11.0f} ms {b / a:>7.2f}")
+    print(f"   (medians of {RUNS} alternating rounds; target: within 20%."
+          f" A full scan of the {large:,}-record partition alone: {scan_s:.2f} s)")
 
 
 async def delete_topics(settings: HubSettings) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -44,6 +44,7 @@ limits are therefore set, here and for range reads.
 RANGE_FETCH_BYTES = 16 * 1024 * 1024
 """Fetch size of range reads: few, large fetches."""
 RANGE_MAX_RECORDS = 20_000
+FIRST_FETCH_POLL_MS = 10
 FETCH_TIMEOUT_MS = 500
 STALL_TIMEOUT_S = 30.0
 """A read that gets no record for this long, short of an end the broker reported, fails."""
@@ -65,6 +66,16 @@ def _consumer(bootstrap: str, *, fetch_bytes: int, fetch_max_wait_ms: int = 10) 
         # here costs per batch and buys nothing on a local read.
         check_crcs=False,
     )
+
+
+async def _stop(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer; aiokafka's close of an unused consumer can leak a CancelledError of its own."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # we are being cancelled: not aiokafka's
 
 
 async def _record_at_or_after(
@@ -106,7 +117,7 @@ async def offset_at_time(bootstrap: str, tp: TopicPartition, ms: int, *, end: in
             end = (await log_ends_of(consumer, [tp]))[tp]
         return await _search(consumer, tp, start, end, ms)
     finally:
-        await consumer.stop()
+        await _stop(consumer)
 
 
 GALLOP = 8
@@ -178,33 +189,109 @@ class KafkaEventSource:
         """The first offset of the publisher's partition at or after time ``ms`` (epoch ms)."""
         return await offset_at_time(self._bootstrap, self.partition(publisher), ms, end=end)
 
-    async def read_chunks(self, publisher: str, start: int, end: int) -> AsyncIterator[list[StoredEvent]]:
-        """The publisher's own records in [start, end), decoded, in log order, a fetch at a time.
+    def window(self, publisher: str, start: int, end: int | None = None) -> Window:
+        """A read of the publisher's records from ``start`` to ``end`` (None: the log end met first)."""
+        return Window(self._bootstrap, self.partition(publisher), publisher.encode(), self._decode, start, end)
 
-        Other publishers sharing the partition are skipped by key before any
-        decoding, so their cost is one bytes comparison per record.
-        """
-        if start >= end:
-            return
-        tp = self.partition(publisher)
-        key = publisher.encode()
-        consumer = _consumer(self._bootstrap, fetch_bytes=RANGE_FETCH_BYTES)
-        await consumer.start()
-        try:
-            consumer.assign([tp])
-            consumer.seek(tp, start)
-            async for records in _range(consumer, tp, start, end):
-                chunk = self._decode(records, key)
-                if chunk:
-                    yield chunk
-        finally:
-            await consumer.stop()
+    async def read_chunks(self, publisher: str, start: int, end: int | None = None) -> AsyncIterator[list[StoredEvent]]:
+        """The publisher's own records in [start, end), decoded, in log order, a fetch at a time."""
+        async with self.window(publisher, start, end) as window:
+            async for chunk in window.chunks():
+                yield chunk
 
-    async def read(self, publisher: str, start: int, end: int) -> AsyncIterator[StoredEvent]:
+    async def read(self, publisher: str, start: int, end: int | None = None) -> AsyncIterator[StoredEvent]:
         """``read_chunks``, one record at a time."""
         async for chunk in self.read_chunks(publisher, start, end):
             for stored in chunk:
                 yield stored
+
+
+class Window:
+    """One read of a publisher's records in its partition, with one consumer.
+
+    Without an ``end``, the window ends where the log ended at its first
+    fetch: that fetch's high watermark (right on Tansu too), so a sync that
+    knows where it starts needs no separate log-end lookup — on Tansu every
+    request costs time in proportion to the partition's size, so the fewer
+    the better. Other publishers sharing the partition are skipped by key
+    before any decoding: one bytes comparison per record.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        tp: TopicPartition,
+        key: bytes,
+        decode: Callable[[Iterable[Any], bytes], list[StoredEvent]],
+        start: int,
+        end: int | None,
+    ) -> None:
+        self._consumer = _consumer(bootstrap, fetch_bytes=RANGE_FETCH_BYTES)
+        self._tp = tp
+        self._key = key
+        self._decode = decode
+        self.start = start
+        self._end = end
+        self._first: list[Any] = []
+        self._started = False
+
+    @property
+    def end(self) -> int:
+        """The offset after the window (known once the window is entered)."""
+        assert self._end is not None, "enter the window first"
+        return self._end
+
+    async def __aenter__(self) -> Self:
+        if self._end is not None and self._end <= self.start:
+            self._started = False  # an empty window: no consumer at all
+            return self
+        await self._consumer.start()
+        self._started = True
+        try:
+            self._consumer.assign([self._tp])
+            self._consumer.seek(self._tp, self.start)
+            if self._end is None:
+                self._end = await self._first_fetch()
+        except BaseException:
+            await _stop(self._consumer)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._started:
+            await _stop(self._consumer)
+
+    async def _first_fetch(self) -> int:
+        """Fetch from the start until the broker has told the partition's high watermark."""
+        deadline = time.monotonic() + STALL_TIMEOUT_S
+        while True:
+            batches = await self._consumer.getmany(self._tp, timeout_ms=FIRST_FETCH_POLL_MS, max_records=RANGE_MAX_RECORDS)
+            self._first.extend(batches.get(self._tp, []))
+            highwater = self._consumer.highwater(self._tp)
+            if highwater is not None:
+                return max(highwater, self.start)
+            if time.monotonic() > deadline:
+                raise EventLogError(f"no answer from {self._tp.topic}[{self._tp.partition}] at offset {self.start}")
+
+    async def chunks(self) -> AsyncIterator[list[StoredEvent]]:
+        """The publisher's records of the window, decoded, in log order, a fetch at a time."""
+        end = self.end
+        if end <= self.start:
+            return
+        first, self._first = [r for r in self._first if self.start <= r.offset < end], []
+        position = first[-1].offset + 1 if first else self.start
+        if first:
+            chunk = self._decode(first, self._key)
+            if chunk:
+                yield chunk
+        async for records in _range(self._consumer, self._tp, position, end):
+            if records[0].offset < self.start:
+                # Only if the log was reset under us (the consumer then rewinds to
+                # its start): never deliver what lies before the window.
+                records = [r for r in records if r.offset >= self.start]
+            chunk = self._decode(records, self._key)
+            if chunk:
+                yield chunk
 
 
 async def _range(

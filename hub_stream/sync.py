@@ -31,7 +31,7 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -79,14 +79,25 @@ class StoredEvent(NamedTuple):
     deleted_event_id: str | None = None
 
 
+class EventWindow(Protocol):
+    """An open read of a publisher's records from a start offset."""
+
+    @property
+    def end(self) -> int:
+        """The offset after the window: the log end when the window opened, unless given."""
+        ...
+
+    def chunks(self) -> AsyncIterator[list[StoredEvent]]:
+        """The publisher's records of [start, end) in log order, a fetch's worth at a time."""
+        ...
+
+
 class EventSource(Protocol):
     async def log_end(self, publisher: str) -> int: ...
 
     async def offset_at_time(self, publisher: str, ms: int, *, end: int | None = None) -> int: ...
 
-    def read_chunks(self, publisher: str, start: int, end: int) -> AsyncIterator[list[StoredEvent]]:
-        """The publisher's records of [start, end) in log order, a fetch's worth at a time."""
-        ...
+    def window(self, publisher: str, start: int, end: int | None = None) -> AbstractAsyncContextManager[EventWindow]: ...
 
 
 class ProgressNotRecorded(RuntimeError):
@@ -163,13 +174,11 @@ async def window_start(job: SyncJob, source: EventSource, end: int | None = None
     return await source.offset_at_time(job.publisher, int(since.timestamp() * 1000), end=end)
 
 
-async def read_window(
-    source: EventSource, publisher: str, start: int, end: int
-) -> list[tuple[int, dict[str, Any]]]:
-    """The publisher's events of [start, end) in log order, without those deleted in the window."""
+async def read_window(window: EventWindow) -> list[tuple[int, dict[str, Any]]]:
+    """The window's events in log order, without those deleted in the window."""
     events: list[tuple[int, dict[str, Any]]] = []
     deleted: set[str] = set()
-    async for chunk in source.read_chunks(publisher, start, end):
+    async for chunk in window.chunks():
         for record in chunk:
             if record.event is not None:
                 events.append((record.offset, record.event))
@@ -226,12 +235,17 @@ async def sync_subscription(
     """Sync one subscription; its cursor is written through ``store`` only."""
     outcome = SubscriptionOutcome(job.publisher, last_sync_utc=job.cursor.last_sync_utc)
     clock = time.perf_counter()
-    end = await source.log_end(job.publisher)
-    start = await window_start(job, source, end)
-    outcome.window = (start, end)
+    if job.cursor.next_offset is not None:
+        start, known_end = job.cursor.next_offset, None  # the window's first fetch tells the end
+    else:
+        known_end = await source.log_end(job.publisher)  # a search goes back from the end
+        start = await window_start(job, source, known_end)
     clock = _lap(outcome, "locate", clock)
     with paused_gc():
-        events = await read_window(source, job.publisher, start, end)
+        async with source.window(job.publisher, start, known_end) as window:
+            end = window.end
+            outcome.window = (start, end)
+            events = await read_window(window)
         clock = _lap(outcome, "read", clock)
         rows = render_rows(job.template, events, outcome)
         clock = _lap(outcome, "render", clock)

@@ -149,3 +149,23 @@ async def test_range_read_keeps_the_publishers_records_in_order(topics: HubSetti
     assert [r async for r in source.read(pub, end, end)] == []
     assert await source.offset_at_time(pub, T0 + 60) == 60
     assert await source.offset_at_time(pub, T0 + 10_000) == end
+
+
+async def test_a_window_without_an_end_ends_at_the_log_end_of_its_first_fetch(topics: HubSettings) -> None:
+    settings = topics
+    pub = "PUBWIN"
+    records = []
+    for n in range(30):
+        key, value, headers = encode_event(canonical(pub, n))
+        records.append((key, value, headers, T0 + n))
+    await produce(settings, records, chunks=[10, 1, 19])
+    source = KafkaEventSource(settings)
+    async with source.window(pub, 5) as window:
+        assert window.end == 30
+        await produce(settings, records[:3], chunks=[3])  # appended after the window opened: not in it
+        got = [r.offset for chunk in [c async for c in window.chunks()] for r in chunk]
+    assert got == list(range(5, 30))
+    started = time.monotonic()
+    async with source.window(pub, 33) as window:  # nothing new
+        assert window.end == 33 and [c async for c in window.chunks()] == []
+    assert time.monotonic() - started < 2

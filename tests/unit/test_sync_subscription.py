@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -56,10 +58,16 @@ class MemorySource:
                 return r.offset
         return await self.log_end(publisher)
 
-    async def read_chunks(self, publisher: str, start: int, end: int) -> AsyncIterator[list[StoredEvent]]:
-        for r in self.records:
-            if start <= r.offset < end:
+    @asynccontextmanager
+    async def window(self, publisher: str, start: int, end: int | None = None) -> AsyncIterator[Any]:
+        last = await self.log_end(publisher) if end is None else end
+        records = [r for r in self.records if start <= r.offset < last]
+
+        async def chunks() -> AsyncIterator[list[StoredEvent]]:
+            for r in records:
                 yield [r]
+
+        yield SimpleNamespace(end=last, chunks=chunks)
 
 
 class MemoryCursors:
