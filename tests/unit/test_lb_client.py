@@ -26,7 +26,7 @@ async def lb() -> AsyncIterator[FakeLB]:
         await runner.cleanup()
 
 
-def _client(**overrides: float | int) -> CreateBatchClient:
+def _client(**overrides: float) -> CreateBatchClient:
     values = {"lb_max_retries": 3, "lb_total_timeout_s": 2.0, "lb_connect_timeout_s": 1.0}
     values.update(overrides)
     return CreateBatchClient(HubSettings(**values))  # type: ignore[arg-type]
