@@ -147,6 +147,7 @@ class PartitionState:
     floor_ms: int  # the last CreatedUtc (ms) given out in the partition
     tail_events: set[str]  # EventIds on hub.events after the mark recovered at assignment
     tail_deleted: set[str]  # EventIds with a deletion marker there
+    next_offset: int = 0  # the incoming offset expected next: every one below is done or in hand
 
     def created_ms(self) -> int:
         self.floor_ms = next_created_ms(int(time.time() * 1000), self.floor_ms)
@@ -240,7 +241,7 @@ class Intake:
             len(deleted),
             extra={"partition": partition},
         )
-        return PartitionState(mark, max(mark.created_ms, last_ms), events, deleted)
+        return PartitionState(mark, max(mark.created_ms, last_ms), events, deleted, mark.offset + 1)
 
     # --- one batch -------------------------------------------------------------
 
@@ -249,7 +250,7 @@ class Intake:
         for partition in sorted({e.message.partition for e in events}):
             await self._state(partition)
         batch = Batch()
-        for event in events:
+        for event in await self._without_gaps(events):
             batch.last_event[event.message.partition] = event
             try:
                 self._handle(event, batch)
@@ -265,6 +266,45 @@ class Intake:
         await self._commit(batch)
         for outcome, n in batch.outcomes.items():
             metrics.EVENTS.labels(outcome).inc(n)
+
+    async def _without_gaps(self, events: list[EventT]) -> list[Any]:
+        """The batch, with any incoming offset the consumer skipped read directly and put in its place.
+
+        Faust drops a record it fetched while flow was stopped or under an old
+        generation (a rebalance), and its commit then lets the committed
+        offset step over exactly one unacked record (``_new_offset`` allows
+        ``min(acked) - committed == 1``): the record would be lost. Every
+        offset from the partition's mark on must reach us, so a hole is read
+        from the topic; processing a record twice is harmless (idempotent).
+        """
+        by_partition: dict[int, list[Any]] = {}
+        for event in events:
+            by_partition.setdefault(event.message.partition, []).append(event)
+        complete: list[Any] = []
+        for partition, items in by_partition.items():
+            state = self.states[partition]
+            for event in items:
+                offset = event.message.offset
+                if offset > state.next_offset:
+                    complete.extend(await self._read_hole(partition, state.next_offset, offset))
+                complete.append(event)
+                state.next_offset = max(state.next_offset, offset + 1)
+        return complete
+
+    async def _read_hole(self, partition: int, start: int, end: int) -> list[Any]:
+        tp = TopicPartition(self.incoming_topic, partition)
+        s = self.app.hub_settings
+        async with EventLogReader(s.kafka_bootstrap or "", fetch_max_wait_ms=s.fetch_max_wait_ms) as reader:
+            records = [_RecordEvent(self.incoming_topic, r) async for r in reader.records(tp, start, end)]
+        logger.warning(
+            "incoming %d: offsets %d..%d did not come through the consumer; read %d record(s) directly",
+            partition,
+            start,
+            end - 1,
+            len(records),
+            extra={"partition": partition, "offset": start},
+        )
+        return records
 
     def _handle(self, event: EventT, batch: Batch) -> None:
         headers = _headers(event.message.headers)
@@ -545,6 +585,28 @@ class Intake:
             # What Faust's own changelog callback does: a RocksDB store resumes recovery after it.
             self.table.data.set_persisted_offset(TP(self.table.changelog_topic.get_topic_name(), partition), offset)
         return ends
+
+
+class _RecordMessage:
+    """The parts of a Faust message the intake reads, from a plain aiokafka record."""
+
+    def __init__(self, topic: str, record: Any) -> None:
+        self.topic = topic
+        self.partition = record.partition
+        self.offset = record.offset
+        self.key = record.key
+        self.value = record.value
+        self.headers = list(record.headers or ())
+        self.timestamp = record.timestamp / 1000  # Faust's are in seconds
+
+
+class _RecordEvent:
+    """A record read directly (``Intake._read_hole``), shaped like a Faust event; never acked."""
+
+    def __init__(self, topic: str, record: Any) -> None:
+        self.message = _RecordMessage(topic, record)
+        self.key = record.key
+        self.value = record.value
 
 
 def _bare_request(event: EventT, headers: list[tuple[str, bytes]]) -> Request:
