@@ -4,7 +4,7 @@ It reads the incoming topic (key = PublisherProgramId) in batches. A record
 is either a stream publisher's event JSON (no reply headers), or a request of
 the API in hub_stream.rpc format:
 
-- ``publish`` {event fields} -> 201 {EventId} | 200 {EventId} | 409 | 400
+- ``publish`` {event fields} -> 201 {EventId} | 200 {EventId} | 409 | 400 | 413
 - ``delete`` {EventId} -> 204 | 404
 - ``deleted`` {EventIds} -> 200 {Deleted: [...]}: which of them are deleted (for GET)
 - ``ping`` -> 200
@@ -14,9 +14,11 @@ and decides; invalid stream records and stream conflicts go to the rejected
 topic with the reason and the original bytes.
 
 A batch is made durable in an order that survives a SIGKILL anywhere
-(docs/events.md, "Crash safety"): table entries, flush; hub.events appends,
-rejections and forwards, flush; then the per-partition mark; then replies;
-then the batch is acked (Faust commits acked offsets only).
+(docs/events.md, "Crash safety"), each step acknowledged by the broker
+before the next: table entries; hub.events appends, rejections and
+forwards; the per-partition marks and the replies; then the batch is acked
+(Faust commits acked offsets only). Offsets the consumer skipped are read
+from the topic directly (``Intake._without_gaps``).
 """
 
 from __future__ import annotations
