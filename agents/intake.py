@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -100,7 +100,7 @@ H_FORWARDED_FROM = "hub-forwarded-from"
 def intake_table(app: HubApp) -> faust.Table:
     """The intake table of ``app`` (declared once)."""
     if INTAKE_TABLE in app.tables:
-        return app.tables[INTAKE_TABLE]
+        return cast(faust.Table, app.tables[INTAKE_TABLE])
     return table(app, INTAKE_TABLE, partitions=app.hub_settings.events_partitions)
 
 
@@ -202,7 +202,7 @@ class Intake:
 
     # --- partition state -------------------------------------------------------
 
-    async def on_partitions_assigned(self, sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+    async def on_partitions_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Forget what we knew: a partition may have been written by another worker since."""
         self.states.clear()
 
@@ -357,9 +357,9 @@ class Intake:
             return
         if self._forwarded(event, headers, valid.publisher, batch):
             return
-        rejection = self._publish(event, valid, batch, request)
-        if rejection is not None:
-            batch.replies.append((request, Reply(409, rejection.problem())))
+        conflict = self._publish(event, valid, batch, request)
+        if conflict is not None:
+            batch.replies.append((request, Reply(409, conflict.problem())))
 
     def _publish(self, event: EventT, valid: ValidEvent, batch: Batch, request: Request | None = None) -> Rejection | None:
         """Deduplicate and plan the writes; returns the rejection of a conflict (None otherwise)."""
@@ -660,7 +660,8 @@ def register(app: HubApp, topics: HubTopics) -> Intake:
         queue: asyncio.Queue[list[EventT]] = asyncio.Queue(maxsize=QUEUED_TAKES)
         durable = asyncio.create_task(make_durable(stream, queue), name="intake-durable")
         try:
-            async for events in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN_S):
+            # noack_take: Faust acks nothing; we ack once a batch is durable.
+            async for events in cast(faust.Stream, stream).noack_take(BATCH_MAX, within=BATCH_WITHIN_S):
                 if durable.done():
                     durable.result()  # raises what stopped it
                 await queue.put(list(events))
