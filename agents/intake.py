@@ -1,6 +1,13 @@
 """The intake agent: the only writer of the intake table and of hub.events.
 
-It reads the incoming topic (key = PublisherProgramId) in batches. A record
+It reads the incoming topic (key = PublisherProgramId) in batches, with a
+plain aiokafka consumer of its own consumer group (``{app_id}-intake``), not
+a Faust stream: Faust's per-record delivery path costs ~270 µs a record here
+and held the intake near 1,300 events/s; ``getmany`` hands over thousands of
+records at once. Its state (dedupe entries and per-partition marks) is a dict
+per owned partition, loaded from the intake changelog topic when the
+partition is assigned and written through to it in bulk (docs/events.md). A
+record
 is either a stream publisher's event JSON (no reply headers), or a request of
 the API in hub_stream.rpc format:
 
@@ -16,9 +23,11 @@ topic with the reason and the original bytes.
 A batch is made durable in an order that survives a SIGKILL anywhere
 (docs/events.md, "Crash safety"), each step acknowledged by the broker
 before the next: table entries; hub.events appends, rejections and
-forwards; the per-partition marks and the replies; then the batch is acked
-(Faust commits acked offsets only). Offsets the consumer skipped are read
-from the topic directly (``Intake._without_gaps``).
+forwards; the per-partition marks and the replies. A partition is read from
+its mark on when assigned, so the mark, not the group's committed offset,
+says where work resumes (the committed offset follows it, for lag tools).
+Offsets the consumer skipped, should any be, are read from the topic
+directly (``Intake._without_gaps``).
 """
 
 from __future__ import annotations
@@ -30,24 +39,18 @@ import logging
 import os
 import socket
 import time
-import weakref
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-import faust
-from aiokafka import AIOKafkaProducer, TopicPartition
-from faust.streams import (
-    _current_event,  # Faust finds a table write's partition here (see _as_current)
-)
-from faust.types import TP, EventT
+import mode
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import ConsumerStoppedError
 
 from hub_stream import metrics
 from hub_stream.event_reads import EventLogReader
 from hub_stream.event_records import decode_record, encode_deletion, encode_event, partition_for
-from hub_stream.faust_app import HubApp, HubTopics, table
+from hub_stream.faust_app import HubApp, HubTopics
 from hub_stream.intake import (
     PartitionMark,
     PublishedEntry,
@@ -75,15 +78,15 @@ from hub_stream.rpc import (
     decode_request,
     encode_reply,
 )
-from hub_stream.topics import INTAKE_TABLE
+from hub_stream.settings import HubSettings
+from hub_stream.topics import INTAKE_TABLE, table_topics
 
 logger = logging.getLogger(__name__)
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-BATCH_MAX = 1000  # records per take from the stream
-BATCH_WITHIN_S = 0.005  # a lone HTTP publish waits at most this long for company
-GROUP_MAX = 4000  # records made durable together (several takes)
-QUEUED_TAKES = 8  # takes waiting while a batch is made durable: back-pressure past this
+GROUP_MAX = 4000  # records made durable together (at most one getmany)
+POLL_TIMEOUT_MS = 1000
+COMMIT_EVERY_S = 1.0  # the group's committed offsets follow the marks this often (for lag tools)
 PRODUCE_BATCH_BYTES = 512 * 1024  # a larger single record still goes, alone in its batch
 MAX_DETAILS_BYTES = 8 * 1024
 
@@ -97,27 +100,12 @@ H_SOURCE_TIMESTAMP = "hub-source-timestamp"
 H_FORWARDED_FROM = "hub-forwarded-from"
 
 
-def intake_table(app: HubApp) -> faust.Table:
-    """The intake table of ``app`` (declared once)."""
-    if INTAKE_TABLE in app.tables:
-        return cast(faust.Table, app.tables[INTAKE_TABLE])
-    return table(app, INTAKE_TABLE, partitions=app.hub_settings.events_partitions)
+EventT = Any  # an incoming record as the intake sees it: ``_RecordEvent``
 
 
-@contextmanager
-def _as_current(event: EventT) -> Iterator[None]:
-    """Make ``event`` the current event while writing the table.
-
-    Faust sends a table write to the changelog partition of the current
-    event, which it keeps in a context variable that batched iteration
-    (``noack_take``) does not set in the agent's task (faust-streaming issue
-    #497). Setting it here, in our own task's context, touches nothing else.
-    """
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
+def intake_group(settings: HubSettings) -> str:
+    """The intake's consumer group: its own, beside the Faust app's (other members, other assignor)."""
+    return f"{settings.app_id}-intake"
 
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))  # one encoder: json.dumps with options builds one a call
@@ -187,40 +175,72 @@ class Batch:
 class Intake:
     """Batches of incoming records -> decisions -> durable effects -> replies."""
 
-    def __init__(self, app: HubApp, topics: HubTopics, table: faust.Table) -> None:
-        self.app = app
-        self.table = table
-        s = app.hub_settings
+    def __init__(self, settings: HubSettings) -> None:
+        s = self.settings = settings
+        self.changelog_topic = table_topics(s)[INTAKE_TABLE].name
         self.partitions = s.events_partitions
         self.events_topic = s.topic("events")
         self.incoming_topic = s.topic("events.incoming")
         self.rejected_topic = s.topic("events.rejected")
         self.rejected_partitions = s.rejected_partitions
         self.replies_topic = s.topic("replies")
-        self.states: dict[int, PartitionState] = {}
-        self.producer: AIOKafkaProducer | None = None  # the agent's own, for bulk sends
+        self.states: dict[int, PartitionState] = {}  # the partitions this worker owns
+        self.stores: dict[int, dict[str, Any]] = {}  # their table entries (key -> JSON value)
+        self.producer: AIOKafkaProducer | None = None  # the intake's own, for bulk sends
 
     # --- partition state -------------------------------------------------------
 
-    async def on_partitions_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        """Forget what we knew: a partition may have been written by another worker since."""
-        self.states.clear()
+    def forget(self, partition: int) -> None:
+        """A partition this worker no longer owns: another may write it from now on."""
+        self.states.pop(partition, None)
+        self.stores.pop(partition, None)
 
-    async def _state(self, partition: int) -> PartitionState:
-        state = self.states.get(partition)
-        if state is None:
-            state = self.states[partition] = await self._load_state(partition)
+    async def take_over(self, partition: int) -> PartitionState:
+        """Load a partition's table entries and state; from now on this worker is its only writer."""
+        self.forget(partition)
+        self.stores[partition] = await self._load_store(partition)
+        state = self.states[partition] = await self._load_state(partition)
         return state
+
+    def _reader(self) -> EventLogReader:
+        s = self.settings
+        return EventLogReader(s.kafka_bootstrap or "", fetch_max_wait_ms=s.fetch_max_wait_ms)
+
+    async def _load_store(self, partition: int) -> dict[str, Any]:
+        """The partition's changelog, replayed: the last value of each key (a null value deletes it)."""
+        store: dict[str, Any] = {}
+        tp = TopicPartition(self.changelog_topic, partition)
+        started = time.perf_counter()
+        records = 0
+        async with self._reader() as reader:
+            begin, end = await reader.bounds(tp)
+            async for record in reader.records(tp, begin, end):
+                records += 1
+                if record.key is None:
+                    continue
+                key = json.loads(record.key)
+                if record.value is None:
+                    store.pop(key, None)
+                else:
+                    store[key] = json.loads(record.value)
+        logger.info(
+            "intake partition %d: %d keys from %d changelog records in %.2f s",
+            partition,
+            len(store),
+            records,
+            time.perf_counter() - started,
+            extra={"partition": partition},
+        )
+        return store
 
     async def _load_state(self, partition: int) -> PartitionState:
         """The mark from the table, and hub.events after it: EventIds and markers there, the last timestamp."""
-        mark = PartitionMark.from_json(self.table.get(mark_key(partition)))
+        mark = PartitionMark.from_json(self.stores[partition].get(mark_key(partition)))
         tp = TopicPartition(self.events_topic, partition)
         events: set[str] = set()
         deleted: set[str] = set()
         last_ms = 0
-        s = self.app.hub_settings
-        async with EventLogReader(s.kafka_bootstrap or "", fetch_max_wait_ms=s.fetch_max_wait_ms) as reader:
+        async with self._reader() as reader:
             begin, end = await reader.bounds(tp)
             # At least the last record, for its timestamp: the floor of CreatedUtc.
             start = max(begin, min(mark.events_end, end - 1))
@@ -249,8 +269,7 @@ class Intake:
 
     async def process(self, events: list[EventT]) -> None:
         """Decide every record of the batch, then make the effects durable; raises only on broker failure."""
-        for partition in sorted({e.message.partition for e in events}):
-            await self._state(partition)
+        events = [e for e in events if e.message.partition in self.states]  # never write a partition not owned
         batch = Batch()
         for event in await self._without_gaps(events):
             batch.last_event[event.message.partition] = event
@@ -295,8 +314,7 @@ class Intake:
 
     async def _read_hole(self, partition: int, start: int, end: int) -> list[Any]:
         tp = TopicPartition(self.incoming_topic, partition)
-        s = self.app.hub_settings
-        async with EventLogReader(s.kafka_bootstrap or "", fetch_max_wait_ms=s.fetch_max_wait_ms) as reader:
+        async with self._reader() as reader:
             records = [_RecordEvent(self.incoming_topic, r) async for r in reader.records(tp, start, end)]
         logger.warning(
             "incoming %d: offsets %d..%d did not come through the consumer; read %d record(s) directly",
@@ -366,7 +384,7 @@ class Intake:
         partition, offset = event.message.partition, event.message.offset
         state = self.states[partition]
         key = entry_key(valid.publisher, valid.publisher_event_id)
-        entry = PublishedEntry.from_json(self._get(batch, key))
+        entry = PublishedEntry.from_json(self._get(batch, partition, key))
 
         def appended(found: PublishedEntry) -> bool:
             return (
@@ -410,7 +428,7 @@ class Intake:
             return
         partition, offset = event.message.partition, event.message.offset
         state = self.states[partition]
-        key, entry = self._entry_of(batch, publisher, event_id)
+        key, entry = self._entry_of(batch, partition, publisher, event_id)
 
         def marker_appended(found: PublishedEntry) -> bool:
             return (
@@ -439,20 +457,23 @@ class Intake:
         for event_id in asked if isinstance(asked, list) else []:
             if publisher_of(str(event_id)) != request.key:
                 continue
-            _, entry = self._entry_of(batch, request.key, str(event_id))
+            _, entry = self._entry_of(batch, event.message.partition, request.key, str(event_id))
             if entry is not None and entry.event_id == event_id and entry.deleted_utc is not None:
                 deleted.append(event_id)
         batch.replies.append((request, Reply(200, {"Deleted": deleted})))
 
-    def _entry_of(self, batch: Batch, publisher: str, event_id: str) -> tuple[str | None, PublishedEntry | None]:
-        ref = self._get(batch, id_key(event_id))
+    def _entry_of(
+        self, batch: Batch, partition: int, publisher: str, event_id: str
+    ) -> tuple[str | None, PublishedEntry | None]:
+        ref = self._get(batch, partition, id_key(event_id))
         if not isinstance(ref, dict) or "PublisherEventId" not in ref:
             return None, None
         key = entry_key(publisher, str(ref["PublisherEventId"]))
-        return key, PublishedEntry.from_json(self._get(batch, key))
+        return key, PublishedEntry.from_json(self._get(batch, partition, key))
 
-    def _get(self, batch: Batch, key: str) -> Any:
-        return batch.overlay[key] if key in batch.overlay else self.table.get(key)
+    def _get(self, batch: Batch, partition: int, key: str) -> Any:
+        """This batch's value of ``key`` if it wrote one, else the partition's table entry."""
+        return batch.overlay[key] if key in batch.overlay else self.stores[partition].get(key)
 
     # --- rejections and forwards ---------------------------------------------
 
@@ -534,22 +555,18 @@ class Intake:
         await self._send_all(replies)
 
     def _table_writes(self, writes: list[tuple[EventT, str, Any]]) -> list[Outgoing]:
-        """Write the table's store now, and return its changelog records to send in bulk.
+        """Write the partition's store now, and return the changelog records to send in bulk.
 
-        This is ``table[key] = value`` without Faust's per-key changelog send,
-        which costs ~130 µs a key here (measured: 2,660 events/s with two
-        keys per event, 4,780 with the records sent in bulk). The records are
-        the ones Faust would send: same topic, partition (the event's), and
-        bytes (``changelog_bytes``; a unit test holds it to Faust's own), so
-        recovery cannot tell the difference.
+        The changelog is the store's durable copy: same partition as the
+        event, JSON key and value (``changelog_bytes``, the bytes a Faust
+        table writes, so the changelog of earlier versions reads the same).
         """
-        topic = self.table.changelog_topic.get_topic_name()
-        data = self.table.data
+        topic = self.changelog_topic
         records = []
         for event, key, value in writes:
-            with _as_current(event):  # a RocksDB store picks its partition database from it
-                data[key] = value
-            records.append(Outgoing(topic, event.message.partition, changelog_bytes(key), changelog_bytes(value), []))
+            partition = event.message.partition
+            self.stores[partition][key] = value
+            records.append(Outgoing(topic, partition, changelog_bytes(key), changelog_bytes(value), []))
         return records
 
     async def _send_all(self, records: list[Outgoing]) -> dict[int, int]:
@@ -576,21 +593,14 @@ class Intake:
             sent.append((topic, partition, count, await producer.send_batch(batch, topic, partition=partition)))
         results = await asyncio.gather(*(f for *_, f in sent))
         ends: dict[int, int] = {}
-        changelog_ends: dict[int, int] = {}
         for (topic, partition, count, _), meta in zip(sent, results, strict=True):
-            last = meta.offset + count
             if topic == self.events_topic:
-                ends[partition] = max(ends.get(partition, 0), last)
-            elif topic == self.table.changelog_topic.get_topic_name():
-                changelog_ends[partition] = max(changelog_ends.get(partition, 0), last - 1)
-        for partition, offset in changelog_ends.items():
-            # What Faust's own changelog callback does: a RocksDB store resumes recovery after it.
-            self.table.data.set_persisted_offset(TP(self.table.changelog_topic.get_topic_name(), partition), offset)
+                ends[partition] = max(ends.get(partition, 0), meta.offset + count)
         return ends
 
 
 class _RecordMessage:
-    """The parts of a Faust message the intake reads, from a plain aiokafka record."""
+    """The parts of a record the intake reads (named as Faust names a message's)."""
 
     def __init__(self, topic: str, record: Any) -> None:
         self.topic = topic
@@ -603,7 +613,7 @@ class _RecordMessage:
 
 
 class _RecordEvent:
-    """A record read directly (``Intake._read_hole``), shaped like a Faust event; never acked."""
+    """An incoming record, as the intake handles it."""
 
     def __init__(self, topic: str, record: Any) -> None:
         self.message = _RecordMessage(topic, record)
@@ -625,51 +635,130 @@ def _bare_request(event: EventT, headers: list[tuple[str, bytes]]) -> Request:
     )
 
 
-def register(app: HubApp, topics: HubTopics) -> Intake:
-    """Declare the intake agent on ``app``.
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: IntakeService) -> None:
+        self.service = service
 
-    Group commit: the agent keeps taking records off the stream while the
-    previous batch is being made durable, and the next batch is everything
-    taken meanwhile. Batches grow with the load, and a lone publish waits
-    for no timer beyond ``BATCH_WITHIN_S``.
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.service.revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.service.assigned(assigned)
+
+
+class IntakeService(mode.Service):
+    """The intake's consumer loop, started and stopped with the worker's Faust app.
+
+    One batch at a time: ``getmany`` (aiokafka keeps fetching meanwhile),
+    decide, make durable. A rebalance waits for the batch in hand (the lock),
+    then the partitions given up are forgotten and the ones taken over are
+    loaded and read from their marks. A broker failure while making a batch
+    durable stops the worker: after a restart the marks repair the batch.
     """
-    intake = Intake(app, topics, intake_table(app))
 
-    async def make_durable(stream: faust.StreamT, queue: asyncio.Queue[list[EventT]]) -> None:
-        while True:
-            events = await queue.get()
-            while not queue.empty() and len(events) < GROUP_MAX:
-                events.extend(queue.get_nowait())
-            try:
-                await intake.process(events)
-            except Exception as exc:
-                # Effects may be half made: do not ack. Stop the worker; after
-                # a restart the batch comes again and the marks repair it.
-                logger.exception("intake could not make a batch durable; stopping the worker")
-                await app.crash(exc)
-                raise
-            for event in events:
-                await stream.ack(event)
+    def __init__(self, app: HubApp, intake: Intake, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+        self.intake = intake
+        self.lock = asyncio.Lock()
+        self.consumer: AIOKafkaConsumer | None = None
+        self._committed: dict[TopicPartition, int] = {}
+        self._last_commit = 0.0
 
-    async def intake_agent(stream: faust.StreamT) -> None:
-        s = app.hub_settings
-        intake.producer = AIOKafkaProducer(
+    async def on_start(self) -> None:
+        s = self.intake.settings
+        self.intake.producer = AIOKafkaProducer(
             bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=0, max_batch_size=PRODUCE_BATCH_BYTES
         )
-        await intake.producer.start()
-        queue: asyncio.Queue[list[EventT]] = asyncio.Queue(maxsize=QUEUED_TAKES)
-        durable = asyncio.create_task(make_durable(stream, queue), name="intake-durable")
-        try:
-            # noack_take: Faust acks nothing; we ack once a batch is durable.
-            async for events in cast(faust.Stream, stream).noack_take(BATCH_MAX, within=BATCH_WITHIN_S):
-                if durable.done():
-                    durable.result()  # raises what stopped it
-                await queue.put(list(events))
-        finally:
-            durable.cancel()
-            await asyncio.gather(durable, return_exceptions=True)
-            await intake.producer.stop()
+        await self.intake.producer.start()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=intake_group(s),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=int(s.broker_session_timeout_s * 1000),
+            heartbeat_interval_ms=int(s.broker_heartbeat_interval_s * 1000),
+            rebalance_timeout_ms=int(s.broker_rebalance_timeout_s * 1000),
+            request_timeout_ms=int(s.broker_request_timeout_s * 1000),
+        )
+        await self.consumer.start()
+        self.consumer.subscribe([self.intake.incoming_topic], listener=_Rebalance(self))
 
-    app.agent(topics.incoming, name="intake")(intake_agent)
-    app.on_partitions_assigned.connect(intake.on_partitions_assigned)
+    async def on_stop(self) -> None:
+        async with self.lock:  # the batch in hand first
+            if self.consumer is not None:
+                await self.consumer.stop()
+            if self.intake.producer is not None:
+                await self.intake.producer.stop()
+
+    async def revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self.lock:
+            await self._commit_marks(force=True)
+            for tp in revoked:
+                self.intake.forget(tp.partition)
+                self._committed.pop(tp, None)
+
+    async def assigned(self, assigned: set[TopicPartition]) -> None:
+        assert self.consumer is not None
+        async with self.lock:
+            for tp in sorted(assigned):
+                state = await self.intake.take_over(tp.partition)
+                # From the mark: everything before it is durable. A log that
+                # starts later (retention) resets to its start (auto_offset_reset).
+                self.consumer.seek(tp, state.next_offset)
+
+    @mode.Service.task
+    async def _run(self) -> None:
+        assert self.consumer is not None
+        consumer = self.consumer
+        topic = self.intake.incoming_topic
+        while not self.should_stop:
+            try:
+                batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=GROUP_MAX)
+            except ConsumerStoppedError:
+                return
+            async with self.lock:
+                events = [_RecordEvent(topic, r) for records in batches.values() for r in records]
+                try:
+                    if events:
+                        await self.intake.process(events)
+                    await self._commit_marks()
+                except Exception as exc:
+                    # Effects may be half made: stop the worker; after a
+                    # restart the batch comes again and the marks repair it.
+                    logger.exception("intake could not make a batch durable; stopping the worker")
+                    await self.app.crash(exc)
+                    return
+
+    async def _commit_marks(self, *, force: bool = False) -> None:
+        """Let the group's committed offsets follow the marks (for lag tools), about once a second."""
+        now = time.monotonic()
+        if self.consumer is None or (not force and now - self._last_commit < COMMIT_EVERY_S):
+            return
+        self._last_commit = now
+        offsets = {
+            TopicPartition(self.intake.incoming_topic, p): state.mark.offset + 1
+            for p, state in self.intake.states.items()
+            if state.mark.offset >= 0
+        }
+        offsets = {tp: o for tp, o in offsets.items() if self._committed.get(tp) != o}
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+            self._committed.update(offsets)
+        except Exception:  # the marks are what counts; a missed commit only shows as lag
+            logger.warning("intake: committing %s failed", offsets, exc_info=True)
+        for tp, offset in offsets.items():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset))
+
+
+def register(app: HubApp, topics: HubTopics) -> Intake:
+    """Start the intake with ``app``'s worker (see ``IntakeService``)."""
+    intake = Intake(app.hub_settings)
+    app.add_dependency(IntakeService(app, intake, beacon=app.beacon))
     return intake
