@@ -86,6 +86,7 @@ logger = logging.getLogger(__name__)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 GROUP_MAX = 4000  # records made durable together (at most one getmany)
 POLL_TIMEOUT_MS = 1000
+MAX_IN_FLIGHT = 4  # batches being made durable at once (Intake.commit keeps their steps in order)
 COMMIT_EVERY_S = 1.0  # the group's committed offsets follow the marks this often (for lag tools)
 PRODUCE_BATCH_BYTES = 512 * 1024  # a larger single record still goes, alone in its batch
 MAX_DETAILS_BYTES = 8 * 1024
@@ -138,6 +139,11 @@ class PartitionState:
     tail_events: set[str]  # EventIds on hub.events after the mark recovered at assignment
     tail_deleted: set[str]  # EventIds with a deletion marker there
     next_offset: int = 0  # the incoming offset expected next: every one below is done or in hand
+    # Appended (or marked deleted) by batches still being made durable, above
+    # the mark: a later batch must not append them again. A failed batch
+    # stops the worker, so counting them as appended is safe.
+    in_flight_events: set[str] = field(default_factory=set)
+    in_flight_markers: set[str] = field(default_factory=set)
 
     def created_ms(self) -> int:
         self.floor_ms = next_created_ms(int(time.time() * 1000), self.floor_ms)
@@ -166,10 +172,27 @@ class Batch:
     pending_markers: set[str] = field(default_factory=set)
     last_event: dict[int, EventT] = field(default_factory=dict)
     outcomes: Counter[str] = field(default_factory=Counter)
+    entries: list[Outgoing] = field(default_factory=list)  # the changelog records of ``writes``
 
     def write(self, event: EventT, key: str, value: Any) -> None:
         self.writes.append((event, key, value))
         self.overlay[key] = value
+
+
+class _Stages:
+    """When each step of a batch's ``_commit`` is acknowledged (or failed)."""
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.entries: asyncio.Future[None] = loop.create_future()
+        self.appends: asyncio.Future[None] = loop.create_future()
+        self.done: asyncio.Future[None] = loop.create_future()
+
+    def fail(self, exc: BaseException) -> None:
+        for future in (self.entries, self.appends, self.done):
+            if not future.done():
+                future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("batch cancelled"))
+            future.exception() if not future.cancelled() else None  # retrieved: no "never retrieved" warning
 
 
 class Intake:
@@ -187,6 +210,7 @@ class Intake:
         self.states: dict[int, PartitionState] = {}  # the partitions this worker owns
         self.stores: dict[int, dict[str, Any]] = {}  # their table entries (key -> JSON value)
         self.producer: AIOKafkaProducer | None = None  # the intake's own, for bulk sends
+        self._last_stages: _Stages | None = None  # of the last batch handed to ``commit``
 
     # --- partition state -------------------------------------------------------
 
@@ -269,6 +293,15 @@ class Intake:
 
     async def process(self, events: list[EventT]) -> None:
         """Decide every record of the batch, then make the effects durable; raises only on broker failure."""
+        await self.commit(await self.decide(events))
+
+    async def decide(self, events: list[EventT]) -> Batch:
+        """Every record's outcome, and the writes that make it so; the partitions' state already counts them.
+
+        Runs while earlier batches are still being made durable (``commit``):
+        their entries are in the stores and their appends in the states'
+        in-flight sets, so a record that repeats one of theirs is a duplicate.
+        """
         events = [e for e in events if e.message.partition in self.states]  # never write a partition not owned
         batch = Batch()
         for event in await self._without_gaps(events):
@@ -284,9 +317,28 @@ class Intake:
                     extra={"partition": event.message.partition, "offset": event.message.offset},
                 )
                 self._fail(event, batch)
-        await self._commit(batch)
+        batch.entries = self._table_writes(batch.writes)
+        return batch
+
+    async def commit(self, batch: Batch) -> None:
+        """Make a decided batch durable, in step with the batches before it (``_commit``)."""
+        previous, stages = self._last_stages, _Stages()
+        self._last_stages = stages
+        try:
+            await self._commit(batch, previous, stages)
+        except BaseException as exc:
+            stages.fail(exc)
+            raise
+        finally:
+            if self._last_stages is stages:
+                self._last_stages = None
         for outcome, n in batch.outcomes.items():
             metrics.EVENTS.labels(outcome).inc(n)
+
+    async def settled(self) -> None:
+        """Return once every batch handed to ``commit`` is durable (or has failed)."""
+        if self._last_stages is not None:
+            await asyncio.gather(self._last_stages.done, return_exceptions=True)
 
     async def _without_gaps(self, events: list[EventT]) -> list[Any]:
         """The batch, with any incoming offset the consumer skipped read directly and put in its place.
@@ -390,7 +442,7 @@ class Intake:
             return (
                 found.offset <= state.mark.offset
                 or found.event_id in state.tail_events
-                or found.event_id in batch.pending_events
+                or found.event_id in state.in_flight_events
             )
 
         decision = decide_publish(entry, valid, offset, appended=appended)
@@ -414,6 +466,7 @@ class Intake:
             k, v, h = encode_event(stored_event(valid, decision.event_id, created))
             batch.produce.append(Outgoing(self.events_topic, partition, k, v, h, created))
             batch.pending_events.add(decision.event_id)
+            state.in_flight_events.add(decision.event_id)
         if request is not None:
             batch.replies.append((request, Reply(decision.status, {"EventId": decision.event_id})))
         return None
@@ -434,7 +487,7 @@ class Intake:
             return (
                 (found.delete_offset is not None and found.delete_offset <= state.mark.offset)
                 or event_id in state.tail_deleted
-                or event_id in batch.pending_markers
+                or event_id in state.in_flight_markers
             )
 
         decision = decide_delete(entry, event_id, request.command_id, marker_appended=marker_appended)
@@ -446,6 +499,7 @@ class Intake:
             k, v, h = encode_deletion(publisher, event_id, utc_text(deleted_ms))
             batch.produce.append(Outgoing(self.events_topic, partition, k, v, h, deleted_ms))
             batch.pending_markers.add(event_id)
+            state.in_flight_markers.add(event_id)
         reply = Reply(204) if decision.status == 204 else Reply(404, not_found(event_id))
         batch.replies.append((request, reply))
 
@@ -534,16 +588,34 @@ class Intake:
 
     # --- making a batch durable ----------------------------------------------------
 
-    async def _commit(self, batch: Batch) -> None:
-        """Entries; then appends, rejections, forwards; then marks and replies: each step acked before the next."""
-        if batch.writes:
-            await self._send_all(self._table_writes(batch.writes))
+    async def _commit(self, batch: Batch, previous: _Stages | None, stages: _Stages) -> None:
+        """Entries; then appends, rejections, forwards; then marks and replies: each step acked before the next.
+
+        Batches overlap: a batch's step starts once its own previous step and
+        the same step of the batch before it are acknowledged. So whatever a
+        crash leaves durable is, step by step, a prefix of the batches, which
+        is what the repair after a restart relies on (docs/events.md).
+        """
+        if previous is not None:
+            await previous.entries
+        if batch.entries:
+            await self._send_all(batch.entries)
+        stages.entries.set_result(None)
+        if previous is not None:
+            await previous.appends
         ends = await self._send_all(batch.produce)
+        stages.appends.set_result(None)
+        if previous is not None:
+            await previous.done
         marks = []
         for partition, last in batch.last_event.items():
-            state = self.states[partition]
+            state = self.states.get(partition)
+            if state is None:  # revoked meanwhile: ``settled`` is awaited first, so never
+                continue
             # Never backwards: records redelivered from an older committed offset are below the mark.
             state.mark = state.mark.advanced(last.message.offset, ends.get(partition, 0), state.floor_ms)
+            state.in_flight_events -= batch.pending_events  # the mark covers them now
+            state.in_flight_markers -= batch.pending_markers
             marks.append((last, mark_key(partition), state.mark.to_json()))
         replies = self._table_writes(marks)
         for request, reply in batch.replies:
@@ -553,6 +625,7 @@ class Intake:
                     Outgoing(self.replies_topic, request.reply_partition, request.reply_to.encode(), value, headers)
                 )
         await self._send_all(replies)
+        stages.done.set_result(None)
 
     def _table_writes(self, writes: list[tuple[EventT, str, Any]]) -> list[Outgoing]:
         """Write the partition's store now, and return the changelog records to send in bulk.
@@ -649,11 +722,15 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 class IntakeService(mode.Service):
     """The intake's consumer loop, started and stopped with the worker's Faust app.
 
-    One batch at a time: ``getmany`` (aiokafka keeps fetching meanwhile),
-    decide, make durable. A rebalance waits for the batch in hand (the lock),
-    then the partitions given up are forgotten and the ones taken over are
-    loaded and read from their marks. A broker failure while making a batch
-    durable stops the worker: after a restart the marks repair the batch.
+    ``getmany`` (aiokafka keeps fetching meanwhile), decide, and hand the
+    batch to ``Intake.commit`` in a task of its own: up to ``MAX_IN_FLIGHT``
+    batches are being made durable at once, each step in batch order, so a
+    lone publish waits for one round of broker writes, not for the batches
+    queued before it. A rebalance or a stop first waits for every batch in
+    hand (the lock, then ``settled``); then the partitions given up are
+    forgotten and the ones taken over are loaded and read from their marks.
+    A broker failure while making a batch durable stops the worker: after a
+    restart the marks repair the batch.
     """
 
     def __init__(self, app: HubApp, intake: Intake, **kwargs: Any) -> None:
@@ -664,6 +741,7 @@ class IntakeService(mode.Service):
         self.consumer: AIOKafkaConsumer | None = None
         self._committed: dict[TopicPartition, int] = {}
         self._last_commit = 0.0
+        self._in_flight: list[asyncio.Task[None]] = []
 
     async def on_start(self) -> None:
         s = self.intake.settings
@@ -687,7 +765,8 @@ class IntakeService(mode.Service):
         self.consumer.subscribe([self.intake.incoming_topic], listener=_Rebalance(self))
 
     async def on_stop(self) -> None:
-        async with self.lock:  # the batch in hand first
+        async with self.lock:  # the batches in hand first
+            await self.intake.settled()
             if self.consumer is not None:
                 await self.consumer.stop()
             if self.intake.producer is not None:
@@ -695,6 +774,7 @@ class IntakeService(mode.Service):
 
     async def revoked(self, revoked: set[TopicPartition]) -> None:
         async with self.lock:
+            await self.intake.settled()
             await self._commit_marks(force=True)
             for tp in revoked:
                 self.intake.forget(tp.partition)
@@ -723,14 +803,25 @@ class IntakeService(mode.Service):
                 events = [_RecordEvent(topic, r) for records in batches.values() for r in records]
                 try:
                     if events:
-                        await self.intake.process(events)
+                        batch = await self.intake.decide(events)
+                        self._in_flight.append(asyncio.create_task(self._make_durable(batch), name="intake-commit"))
+                    self._in_flight = [t for t in self._in_flight if not t.done()]
+                    if len(self._in_flight) >= MAX_IN_FLIGHT:
+                        await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
                     await self._commit_marks()
                 except Exception as exc:
-                    # Effects may be half made: stop the worker; after a
-                    # restart the batch comes again and the marks repair it.
-                    logger.exception("intake could not make a batch durable; stopping the worker")
+                    logger.exception("intake failed; stopping the worker")
                     await self.app.crash(exc)
                     return
+
+    async def _make_durable(self, batch: Batch) -> None:
+        try:
+            await self.intake.commit(batch)
+        except Exception as exc:
+            # Effects may be half made: stop the worker; after a restart the
+            # batch comes again and the marks repair it.
+            logger.exception("intake could not make a batch durable; stopping the worker")
+            await self.app.crash(exc)
 
     async def _commit_marks(self, *, force: bool = False) -> None:
         """Let the group's committed offsets follow the marks (for lag tools), about once a second."""
