@@ -278,6 +278,43 @@ async def test_a_worker_killed_mid_stream_loses_and_duplicates_nothing(kafka_boo
             second.stop()
 
 
+async def test_partitions_handed_over_mid_stream_lose_and_duplicate_nothing(kafka_bootstrap: str, database_dsn: str, tmp_path: Path) -> None:
+    """A second worker joins while events stream in, then the first stops (SIGTERM): two rebalances mid-batch.
+
+    Each rebalance must wait for the batches in flight before a partition
+    changes hands, and the new owner must start from the durable mark.
+    """
+    settings = make_settings(kafka_bootstrap, database_dsn, tmp_path)
+    await ensure_topics(settings)
+    publishers = [f"H{uuid.uuid4().hex[:6]}-{i}" for i in range(8)]
+    per_publisher = 1000
+    first = HubProcess("worker", settings, tmp_path / "worker1.log")
+    second: HubProcess | None = None
+    try:
+        await wait_for_intake(settings, first)
+        producing = asyncio.create_task(produce_stream(settings, publishers, range(per_publisher), pause_s=0.1))
+
+        async def a_fifth_appended() -> bool:
+            return await appended_so_far(settings) >= len(publishers) * per_publisher // 5
+
+        await wait_until(a_fifth_appended, what="a fifth of the stream on hub.events")
+        second = HubProcess("worker", settings, tmp_path / "worker2.log")
+        log2 = second.log_path
+
+        async def second_took_partitions() -> bool:
+            return log2.exists() and "intake partition" in log2.read_text()
+
+        await wait_until(second_took_partitions, what="the second worker taking partitions", logs=(first.log_path, log2))
+        assert not producing.done(), "the stream ended before the handover: produce more"
+        first.stop()  # SIGTERM: leaves the group cleanly, after its batches in flight
+        await producing
+        await assert_exactly_once(settings, publishers, per_publisher, (first.log_path, second.log_path))
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
 def start_crashing_worker(settings: HubSettings, log_path: Path, crash_at: str, *, after_appends: int) -> subprocess.Popen[bytes]:
     env = settings_env(settings)
     env.update(INTAKE_CRASH_AT=crash_at, INTAKE_CRASH_AFTER_APPENDS=str(after_appends), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
