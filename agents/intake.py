@@ -136,14 +136,13 @@ class PartitionState:
 
     mark: PartitionMark
     floor_ms: int  # the last CreatedUtc (ms) given out in the partition
-    tail_events: set[str]  # EventIds on hub.events after the mark recovered at assignment
-    tail_deleted: set[str]  # EventIds with a deletion marker there
+    # EventIds appended after the mark: found on hub.events at assignment, or
+    # appended by a batch still being made durable (a failed batch stops the
+    # worker, so counting those as appended is safe). A batch's own leave
+    # once its mark covers them.
+    tail_events: set[str]
+    tail_deleted: set[str]  # EventIds with a deletion marker after the mark, likewise
     next_offset: int = 0  # the incoming offset expected next: every one below is done or in hand
-    # Appended (or marked deleted) by batches still being made durable, above
-    # the mark: a later batch must not append them again. A failed batch
-    # stops the worker, so counting them as appended is safe.
-    in_flight_events: set[str] = field(default_factory=set)
-    in_flight_markers: set[str] = field(default_factory=set)
 
     def created_ms(self) -> int:
         self.floor_ms = next_created_ms(int(time.time() * 1000), self.floor_ms)
@@ -173,6 +172,8 @@ class Batch:
     last_event: dict[int, EventT] = field(default_factory=dict)
     outcomes: Counter[str] = field(default_factory=Counter)
     entries: list[Outgoing] = field(default_factory=list)  # the changelog records of ``writes``
+    after: _Stages | None = None  # the batch decided before this one, while it is not durable
+    stages: _Stages | None = None
 
     def write(self, event: EventT, key: str, value: Any) -> None:
         self.writes.append((event, key, value))
@@ -189,10 +190,12 @@ class _Stages:
         self.done: asyncio.Future[None] = loop.create_future()
 
     def fail(self, exc: BaseException) -> None:
+        """Fail every step not yet acknowledged, so the batches after this one fail too."""
+        reason = exc if isinstance(exc, Exception) else RuntimeError("batch cancelled")
         for future in (self.entries, self.appends, self.done):
             if not future.done():
-                future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("batch cancelled"))
-            future.exception() if not future.cancelled() else None  # retrieved: no "never retrieved" warning
+                future.set_exception(reason)
+                future.exception()  # marked retrieved: the batches after this one report it
 
 
 class Intake:
@@ -210,7 +213,7 @@ class Intake:
         self.states: dict[int, PartitionState] = {}  # the partitions this worker owns
         self.stores: dict[int, dict[str, Any]] = {}  # their table entries (key -> JSON value)
         self.producer: AIOKafkaProducer | None = None  # the intake's own, for bulk sends
-        self._last_stages: _Stages | None = None  # of the last batch handed to ``commit``
+        self._last_stages: _Stages | None = None  # of the last batch decided, until it is durable
 
     # --- partition state -------------------------------------------------------
 
@@ -222,31 +225,31 @@ class Intake:
     async def take_over(self, partition: int) -> PartitionState:
         """Load a partition's table entries and state; from now on this worker is its only writer."""
         self.forget(partition)
-        self.stores[partition] = await self._load_store(partition)
-        state = self.states[partition] = await self._load_state(partition)
+        async with self._reader() as reader:
+            self.stores[partition] = await self._load_store(reader, partition)
+            state = self.states[partition] = await self._load_state(reader, partition)
         return state
 
     def _reader(self) -> EventLogReader:
         s = self.settings
         return EventLogReader(s.kafka_bootstrap or "", fetch_max_wait_ms=s.fetch_max_wait_ms)
 
-    async def _load_store(self, partition: int) -> dict[str, Any]:
+    async def _load_store(self, reader: EventLogReader, partition: int) -> dict[str, Any]:
         """The partition's changelog, replayed: the last value of each key (a null value deletes it)."""
         store: dict[str, Any] = {}
         tp = TopicPartition(self.changelog_topic, partition)
         started = time.perf_counter()
         records = 0
-        async with self._reader() as reader:
-            begin, end = await reader.bounds(tp)
-            async for record in reader.records(tp, begin, end):
-                records += 1
-                if record.key is None:
-                    continue
-                key = json.loads(record.key)
-                if record.value is None:
-                    store.pop(key, None)
-                else:
-                    store[key] = json.loads(record.value)
+        begin, end = await reader.bounds(tp)
+        async for record in reader.records(tp, begin, end):
+            records += 1
+            if record.key is None:
+                continue
+            key = json.loads(record.key)
+            if record.value is None:
+                store.pop(key, None)
+            else:
+                store[key] = json.loads(record.value)
         logger.info(
             "intake partition %d: %d keys from %d changelog records in %.2f s",
             partition,
@@ -257,26 +260,25 @@ class Intake:
         )
         return store
 
-    async def _load_state(self, partition: int) -> PartitionState:
+    async def _load_state(self, reader: EventLogReader, partition: int) -> PartitionState:
         """The mark from the table, and hub.events after it: EventIds and markers there, the last timestamp."""
         mark = PartitionMark.from_json(self.stores[partition].get(mark_key(partition)))
         tp = TopicPartition(self.events_topic, partition)
         events: set[str] = set()
         deleted: set[str] = set()
         last_ms = 0
-        async with self._reader() as reader:
-            begin, end = await reader.bounds(tp)
-            # At least the last record, for its timestamp: the floor of CreatedUtc.
-            start = max(begin, min(mark.events_end, end - 1))
-            async for record in reader.records(tp, start, end):
-                last_ms = max(last_ms, record.timestamp)
-                stored = decode_record(record)
-                if stored is None:
-                    continue
-                if stored.deleted_event_id:
-                    deleted.add(stored.deleted_event_id)
-                elif stored.event:
-                    events.add(str(stored.event.get("EventId")))
+        begin, end = await reader.bounds(tp)
+        # At least the last record, for its timestamp: the floor of CreatedUtc.
+        start = max(begin, min(mark.events_end, end - 1))
+        async for record in reader.records(tp, start, end):
+            last_ms = max(last_ms, record.timestamp)
+            stored = decode_record(record)
+            if stored is None:
+                continue
+            if stored.deleted_event_id:
+                deleted.add(stored.deleted_event_id)
+            elif stored.event:
+                events.add(str(stored.event.get("EventId")))
         logger.info(
             "intake partition %d: mark at incoming offset %d, hub.events %d..%d read (%d events, %d deletions after the mark)",
             partition,
@@ -291,16 +293,14 @@ class Intake:
 
     # --- one batch -------------------------------------------------------------
 
-    async def process(self, events: list[EventT]) -> None:
-        """Decide every record of the batch, then make the effects durable; raises only on broker failure."""
-        await self.commit(await self.decide(events))
-
     async def decide(self, events: list[EventT]) -> Batch:
         """Every record's outcome, and the writes that make it so; the partitions' state already counts them.
 
         Runs while earlier batches are still being made durable (``commit``):
         their entries are in the stores and their appends in the states'
-        in-flight sets, so a record that repeats one of theirs is a duplicate.
+        tails, so a record that repeats one of theirs is a duplicate. The
+        batch joins the chain ``settled`` waits for here, before its commit
+        task first runs; every decided batch must be committed.
         """
         events = [e for e in events if e.message.partition in self.states]  # never write a partition not owned
         batch = Batch()
@@ -318,19 +318,20 @@ class Intake:
                 )
                 self._fail(event, batch)
         batch.entries = self._table_writes(batch.writes)
+        batch.after, batch.stages = self._last_stages, _Stages()
+        self._last_stages = batch.stages
         return batch
 
     async def commit(self, batch: Batch) -> None:
         """Make a decided batch durable, in step with the batches before it (``_commit``)."""
-        previous, stages = self._last_stages, _Stages()
-        self._last_stages = stages
+        assert batch.stages is not None, "commit takes a batch from decide"
         try:
-            await self._commit(batch, previous, stages)
+            await self._commit(batch, batch.after, batch.stages)
         except BaseException as exc:
-            stages.fail(exc)
+            batch.stages.fail(exc)
             raise
         finally:
-            if self._last_stages is stages:
+            if self._last_stages is batch.stages:
                 self._last_stages = None
         for outcome, n in batch.outcomes.items():
             metrics.EVENTS.labels(outcome).inc(n)
@@ -442,7 +443,6 @@ class Intake:
             return (
                 found.offset <= state.mark.offset
                 or found.event_id in state.tail_events
-                or found.event_id in state.in_flight_events
             )
 
         decision = decide_publish(entry, valid, offset, appended=appended)
@@ -466,7 +466,7 @@ class Intake:
             k, v, h = encode_event(stored_event(valid, decision.event_id, created))
             batch.produce.append(Outgoing(self.events_topic, partition, k, v, h, created))
             batch.pending_events.add(decision.event_id)
-            state.in_flight_events.add(decision.event_id)
+            state.tail_events.add(decision.event_id)
         if request is not None:
             batch.replies.append((request, Reply(decision.status, {"EventId": decision.event_id})))
         return None
@@ -487,7 +487,6 @@ class Intake:
             return (
                 (found.delete_offset is not None and found.delete_offset <= state.mark.offset)
                 or event_id in state.tail_deleted
-                or event_id in state.in_flight_markers
             )
 
         decision = decide_delete(entry, event_id, request.command_id, marker_appended=marker_appended)
@@ -499,7 +498,7 @@ class Intake:
             k, v, h = encode_deletion(publisher, event_id, utc_text(deleted_ms))
             batch.produce.append(Outgoing(self.events_topic, partition, k, v, h, deleted_ms))
             batch.pending_markers.add(event_id)
-            state.in_flight_markers.add(event_id)
+            state.tail_deleted.add(event_id)
         reply = Reply(204) if decision.status == 204 else Reply(404, not_found(event_id))
         batch.replies.append((request, reply))
 
@@ -609,13 +608,11 @@ class Intake:
             await previous.done
         marks = []
         for partition, last in batch.last_event.items():
-            state = self.states.get(partition)
-            if state is None:  # revoked meanwhile: ``settled`` is awaited first, so never
-                continue
+            state = self.states[partition]  # still owned: a rebalance waits for ``settled`` first
             # Never backwards: records redelivered from an older committed offset are below the mark.
             state.mark = state.mark.advanced(last.message.offset, ends.get(partition, 0), state.floor_ms)
-            state.in_flight_events -= batch.pending_events  # the mark covers them now
-            state.in_flight_markers -= batch.pending_markers
+            state.tail_events -= batch.pending_events  # the mark covers them now
+            state.tail_deleted -= batch.pending_markers
             marks.append((last, mark_key(partition), state.mark.to_json()))
         replies = self._table_writes(marks)
         for request, reply in batch.replies:
