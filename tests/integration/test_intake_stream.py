@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -253,29 +253,42 @@ async def appended_so_far(settings: HubSettings) -> int:
         return total
 
 
-async def test_a_worker_killed_mid_stream_loses_and_duplicates_nothing(kafka_bootstrap: str, database_dsn: str, tmp_path: Path) -> None:
-    settings = make_settings(kafka_bootstrap, database_dsn, tmp_path)
+ChangeOfWorkers = Callable[[HubProcess, "asyncio.Task[None]"], Awaitable[HubProcess]]
+
+
+async def stream_through_a_change_of_workers(
+    settings: HubSettings, tmp_path: Path, change: ChangeOfWorkers, *, per_publisher: int, then_at: float, pause_s: float = 0.05
+) -> None:
+    """8 publishers stream into one worker; once ``then_at`` of the stream is on hub.events, ``change``
+    (given the first worker and the producing task) returns the worker that finishes; every event lands once."""
     await ensure_topics(settings)
-    publishers = [f"K{uuid.uuid4().hex[:6]}-{i}" for i in range(8)]
-    per_publisher = 500
+    publishers = [f"W{uuid.uuid4().hex[:6]}-{i}" for i in range(8)]
     first = HubProcess("worker", settings, tmp_path / "worker1.log")
     second: HubProcess | None = None
     try:
         await wait_for_intake(settings, first)
-        producing = asyncio.create_task(produce_stream(settings, publishers, range(per_publisher)))
+        producing = asyncio.create_task(produce_stream(settings, publishers, range(per_publisher), pause_s=pause_s))
 
         async def under_way() -> bool:
-            return await appended_so_far(settings) >= len(publishers) * per_publisher // 4
+            return await appended_so_far(settings) >= int(len(publishers) * per_publisher * then_at)
 
-        await wait_until(under_way, what="a quarter of the stream on hub.events")
-        first.kill()
-        second = HubProcess("worker", settings, tmp_path / "worker2.log")
+        await wait_until(under_way, what=f"{then_at:.0%} of the stream on hub.events")
+        second = await change(first, producing)
         await producing
         await assert_exactly_once(settings, publishers, per_publisher, (first.log_path, second.log_path))
     finally:
         first.stop()
         if second is not None:
             second.stop()
+
+
+async def test_a_worker_killed_mid_stream_loses_and_duplicates_nothing(kafka_bootstrap: str, database_dsn: str, tmp_path: Path) -> None:
+    async def kill_and_replace(first: HubProcess, producing: asyncio.Task[None]) -> HubProcess:
+        first.kill()
+        return HubProcess("worker", settings, tmp_path / "worker2.log")
+
+    settings = make_settings(kafka_bootstrap, database_dsn, tmp_path)
+    await stream_through_a_change_of_workers(settings, tmp_path, kill_and_replace, per_publisher=500, then_at=0.25)
 
 
 async def test_partitions_handed_over_mid_stream_lose_and_duplicate_nothing(kafka_bootstrap: str, database_dsn: str, tmp_path: Path) -> None:
@@ -284,35 +297,26 @@ async def test_partitions_handed_over_mid_stream_lose_and_duplicate_nothing(kafk
     Each rebalance must wait for the batches in flight before a partition
     changes hands, and the new owner must start from the durable mark.
     """
-    settings = make_settings(kafka_bootstrap, database_dsn, tmp_path)
-    await ensure_topics(settings)
-    publishers = [f"H{uuid.uuid4().hex[:6]}-{i}" for i in range(8)]
-    per_publisher = 1000
-    first = HubProcess("worker", settings, tmp_path / "worker1.log")
-    second: HubProcess | None = None
-    try:
-        await wait_for_intake(settings, first)
-        producing = asyncio.create_task(produce_stream(settings, publishers, range(per_publisher), pause_s=0.1))
 
-        async def a_fifth_appended() -> bool:
-            return await appended_so_far(settings) >= len(publishers) * per_publisher // 5
-
-        await wait_until(a_fifth_appended, what="a fifth of the stream on hub.events")
+    async def join_then_leave(first: HubProcess, producing: asyncio.Task[None]) -> HubProcess:
         second = HubProcess("worker", settings, tmp_path / "worker2.log")
-        log2 = second.log_path
 
         async def second_took_partitions() -> bool:
-            return log2.exists() and "intake partition" in log2.read_text()
+            return second.log_path.exists() and "intake partition" in second.log_path.read_text()
 
-        await wait_until(second_took_partitions, what="the second worker taking partitions", logs=(first.log_path, log2))
-        assert not producing.done(), "the stream ended before the handover: produce more"
-        first.stop()  # SIGTERM: leaves the group cleanly, after its batches in flight
-        await producing
-        await assert_exactly_once(settings, publishers, per_publisher, (first.log_path, second.log_path))
-    finally:
-        first.stop()
-        if second is not None:
+        try:
+            await wait_until(second_took_partitions, what="the second worker taking partitions", logs=(first.log_path, second.log_path))
+            assert not producing.done(), "the stream ended before the handover: produce more"
+        except BaseException:
             second.stop()
+            raise
+        first.stop()  # SIGTERM: leaves the group cleanly, after its batches in flight
+        return second
+
+    settings = make_settings(kafka_bootstrap, database_dsn, tmp_path)
+    await stream_through_a_change_of_workers(
+        settings, tmp_path, join_then_leave, per_publisher=1000, then_at=0.2, pause_s=0.1
+    )
 
 
 def start_crashing_worker(settings: HubSettings, log_path: Path, crash_at: str, *, after_appends: int) -> subprocess.Popen[bytes]:
