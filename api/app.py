@@ -12,8 +12,9 @@ from api.auth import auth_middleware
 from api.errors import error_middleware
 from api.observability import observe_middleware
 from api.routes import setup_routes
-from api.state import MAX_BODY_BYTES, POOL, RPC, SETTINGS
+from api.state import KEYS, MAX_BODY_BYTES, POOL, RPC, SETTINGS
 from hub_stream import db
+from hub_stream.key_cache import KeyCache
 from hub_stream.rpc import RpcClient
 from hub_stream.settings import HubSettings
 
@@ -39,7 +40,12 @@ def create_app(
         try:
             app[POOL] = pool or await db.create_pool(settings)
             try:
-                yield
+                app[KEYS] = KeyCache(settings.database_url.get_secret_value() if settings.database_url else None)
+                await app[KEYS].start()
+                try:
+                    yield
+                finally:
+                    await app[KEYS].stop()
             finally:
                 if own_pool:
                     await app[POOL].close()

@@ -13,8 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from api.errors import ApiError
-from api.state import POOL
-from hub_stream.keys import Grants, lookup_grants
+from api.state import KEYS, POOL
+from hub_stream.keys import Grants
 
 GRANTS_KEY = web.RequestKey("grants", Grants)
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="learning-hub", charset="UTF-8"'}
@@ -45,7 +45,7 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     """Authenticate every request under /api/; hand the grants to the handler."""
     if request.path.startswith("/api/") or request.path == "/api":
         user_id, secret = _credentials(request.headers.get("Authorization"))
-        grants = await lookup_grants(request.app[POOL], user_id, secret)
+        grants = await request.app[KEYS].lookup(request.app[POOL], user_id, secret)
         if grants is None:
             raise _unauthorized("Unknown user id, wrong API key, or a revoked key.")
         request[GRANTS_KEY] = grants

@@ -13,7 +13,7 @@ from api.auth import require_system
 from api.bodies import read_model
 from api.errors import ApiError
 from api.openapi import Operation, Param
-from api.state import POOL
+from api.state import KEYS, POOL
 from hub_stream import keys
 from schemas.keys import KeyBody, KeyOut, NewKeyOut
 from schemas.programs import PROGRAM_ID_RULE, is_program_id
@@ -70,6 +70,7 @@ async def revoke_key(request: web.Request) -> web.Response:
     user_id = request.match_info["userId"]
     if await keys.revoke_key(request.app[POOL], user_id) is None:
         raise unknown_key(user_id)
+    request.app[KEYS].forget(user_id)  # at once here; other processes on the trigger's notification
     return web.Response(status=204)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from hub_stream.key_cache import KeyCache
 from hub_stream.rpc import RpcClient
 from hub_stream.settings import HubSettings
 
@@ -13,3 +14,4 @@ MAX_BODY_BYTES = 1024 * 1024
 SETTINGS = web.AppKey("settings", HubSettings)
 RPC = web.AppKey("rpc", RpcClient)
 POOL = web.AppKey("pool", asyncpg.Pool)
+KEYS = web.AppKey("key_cache", KeyCache)

@@ -88,9 +88,18 @@ async def lookup_grants(
 ) -> Grants | None:
     """The grants of an active key whose secret matches, else None.
 
-    No cache: every request reads the key's row (a primary-key lookup), so a
-    revocation takes effect on every API instance at the next request.
+    Reads the key's row. The API answers most requests from
+    ``hub_stream.key_cache`` instead, which drops a row when PostgreSQL
+    announces a change to it.
     """
+    found = await lookup_key_row(conn, user_id, secret)
+    return None if found is None else found[1]
+
+
+async def lookup_key_row(
+    conn: asyncpg.Connection | asyncpg.Pool, user_id: str, secret: str
+) -> tuple[bytes, Grants] | None:
+    """(stored secret hash, grants) of an active key whose secret matches, else None."""
     row = await conn.fetchrow(
         "SELECT secret_hash, is_system, grants FROM api_keys WHERE user_id = $1 AND revoked_utc IS NULL",
         user_id,
@@ -103,7 +112,8 @@ async def lookup_grants(
     programs = row["grants"]
     if isinstance(programs, str):
         programs = json.loads(programs)
-    return Grants(user_id=user_id, system=bool(row["is_system"]), programs=dict(programs or {}))
+    grants = Grants(user_id=user_id, system=bool(row["is_system"]), programs=dict(programs or {}))
+    return bytes(row["secret_hash"]), grants
 
 
 class UnknownPrograms(Exception):
@@ -209,8 +219,9 @@ async def revoke_key(db: asyncpg.Connection | asyncpg.Pool, user_id: str) -> Key
     """Revoke a key at once; None when there is no such key.
 
     Revoking a revoked key changes nothing (its first revocation time stays).
-    Every API instance reads the row on each request, so the key stops
-    working everywhere with the next request.
+    The row's trigger announces the change at commit, and every API process
+    drops the key from its cache when the announcement arrives
+    (hub_stream/key_cache.py).
     """
     row = await db.fetchrow(
         "UPDATE api_keys SET revoked_utc = COALESCE(revoked_utc, now()) WHERE user_id = $1"

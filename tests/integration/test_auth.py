@@ -93,7 +93,49 @@ async def test_wrong_secret_unknown_user_and_revoked_are_401(client: TestClient,
     await _assert_401(client, basic(key.user_id.upper(), key.api_key))
     await _assert_401(client, basic("u_" + "0" * 32, key.api_key))
     await pool.execute("UPDATE api_keys SET revoked_utc = now() WHERE user_id = $1", key.user_id)
+    await _until_401(client, basic(key.user_id, key.api_key))
     await _assert_401(client, basic(key.user_id, key.api_key))
+
+
+async def _until_401(client: TestClient, headers: dict[str, str], within_s: float = 1.0) -> None:
+    """Requests until one is refused, failing after ``within_s``.
+
+    A change made straight in the database reaches the API's key cache by
+    PostgreSQL's notification, a few milliseconds after the commit.
+    """
+    started = time.monotonic()
+    while (await client.get("/api/programs", headers=headers)).status != 401:
+        assert time.monotonic() - started < within_s, f"the key still worked {within_s} s after its change"
+
+
+async def test_a_grant_changed_in_the_database_applies_to_a_cached_key(client: TestClient, pool: asyncpg.Pool) -> None:
+    await pool.execute("INSERT INTO programs (program_id, name) VALUES ('ACME', 'Acme') ON CONFLICT DO NOTHING")
+    key = await create_key(pool, programs={"ACME": "read"})
+    user = basic(key.user_id, key.api_key)
+    for _ in range(3):  # the key's row is cached after the first
+        assert (await client.get("/api/probe/ACME?access=write", headers=user)).status == 403
+    await pool.execute("""UPDATE api_keys SET grants = '{"ACME": "write"}' WHERE user_id = $1""", key.user_id)
+    started = time.monotonic()
+    while (await client.get("/api/probe/ACME?access=write", headers=user)).status != 200:
+        assert time.monotonic() - started < 1.0, "the new grant did not reach the API within a second"
+
+
+async def test_a_revocation_while_the_cache_is_not_listening_takes_effect(client: TestClient, pool: asyncpg.Pool) -> None:
+    key = await create_key(pool, system=True)
+    user = basic(key.user_id, key.api_key)
+    for _ in range(3):
+        assert (await client.get("/api/programs", headers=user)).status == 200
+    # Cut the cache's listening connection, as a database restart or a network cut would:
+    # the revocation below is announced to nobody.
+    cut = await pool.fetchval(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE query = 'LISTEN \"hub_api_keys\"' AND pid <> pg_backend_pid()"
+    )
+    assert cut >= 1
+    await pool.execute("UPDATE api_keys SET revoked_utc = now() WHERE user_id = $1", key.user_id)
+    await _until_401(client, user)
+    other = await create_key(pool, system=True)  # and the cache works again after reconnecting
+    assert (await client.get("/api/programs", headers=basic(other.user_id, other.api_key))).status == 200
 
 
 async def test_the_scheme_name_is_case_insensitive(client: TestClient, pool: asyncpg.Pool) -> None:
