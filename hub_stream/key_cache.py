@@ -133,7 +133,7 @@ class KeyCache:
             return False
         try:
             conn = await asyncpg.connect(self._dsn, timeout=10)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             logger.warning("key cache off: cannot listen for key changes (%s); every request reads its key's row", type(exc).__name__)
             return False
         try:
