@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from support import HubProcess, make_settings, settings_env
@@ -48,6 +49,18 @@ def event(pub: str, n: int, **overrides: Any) -> dict[str, Any]:
 
 def as_bytes(doc: Any) -> bytes:
     return json.dumps(doc).encode()
+
+
+async def register(settings: HubSettings, *publishers: str) -> None:
+    """Put publishers in the programs registry: the intake rejects a stream record of any other (unknown_program)."""
+    assert settings.database_url is not None
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    try:
+        await conn.executemany(
+            "INSERT INTO programs (program_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING", [(p,) for p in publishers]
+        )
+    finally:
+        await conn.close()
 
 
 async def wait_for_intake(settings: HubSettings, worker: HubProcess | subprocess.Popen[bytes], timeout_s: float = 120) -> None:
@@ -122,6 +135,7 @@ async def test_valid_invalid_and_non_json_records(stack: HubSettings, producer: 
     settings = stack
     tag = uuid.uuid4().hex[:8]
     pub, pub2 = f"S{tag}", f"S{tag}-b"
+    await register(settings, pub, pub2)
     topic = settings.topic("events.incoming")
     good = [event(pub, 1), event(pub, 2, PublisherEventCategory={"value": "EXAM"}), event(pub2, 1)]
     # (key, value, what the rejection says)
@@ -263,6 +277,7 @@ async def stream_through_a_change_of_workers(
     (given the first worker and the producing task) returns the worker that finishes; every event lands once."""
     await ensure_topics(settings)
     publishers = [f"W{uuid.uuid4().hex[:6]}-{i}" for i in range(8)]
+    await register(settings, *publishers)
     first = HubProcess("worker", settings, tmp_path / "worker1.log")
     second: HubProcess | None = None
     try:
@@ -332,6 +347,7 @@ async def test_a_crash_at_each_step_of_a_batch_is_repaired(kafka_bootstrap: str,
     settings = make_settings(kafka_bootstrap, database_dsn, tmp_path)
     await ensure_topics(settings)
     publishers = [f"C{uuid.uuid4().hex[:6]}-{i}" for i in range(4)]
+    await register(settings, *publishers)
     per_publisher = 150
     first_part = range(50)
     # The crash comes in the first batch after the first part is on hub.events: marks, entries and a
@@ -371,6 +387,7 @@ async def test_records_a_committed_offset_stepped_over_are_still_published(kafka
     settings = make_settings(kafka_bootstrap, database_dsn, tmp_path)
     await ensure_topics(settings)
     pub = f"G{uuid.uuid4().hex[:6]}"
+    await register(settings, pub)
     tp = TopicPartition(settings.topic("events.incoming"), partition_for(pub, settings.events_partitions))
     await produce_stream(settings, [pub], range(6))  # ev-0 is sent twice: 7 records
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.app_id, enable_auto_commit=False)
