@@ -18,7 +18,11 @@ the API in hub_stream.rpc format:
 
 Both kinds of publish go through one path: ``hub_stream.intake`` validates
 and decides; invalid stream records and stream conflicts go to the rejected
-topic with the reason and the original bytes.
+topic with the reason and the original bytes. A stream record whose
+publisher is not in the programs registry (PostgreSQL) is rejected too
+(``unknown_program``), as the API refuses it with a 422: the registry is
+asked once per batch, and a yes is remembered for a few seconds
+(``PublisherRegistry``).
 
 A batch is made durable in an order that survives a SIGKILL anywhere
 (docs/events.md, "Crash safety"), each step acknowledged by the broker
@@ -40,14 +44,16 @@ import os
 import socket
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import mode
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError
 
-from hub_stream import metrics
+from hub_stream import db, metrics
 from hub_stream.event_reads import EventLogReader
 from hub_stream.event_records import decode_record, encode_deletion, encode_event, partition_for
 from hub_stream.faust_app import HubApp, HubTopics
@@ -66,9 +72,11 @@ from hub_stream.intake import (
     not_found,
     publisher_of,
     stored_event,
+    unknown_program,
     utc_text,
     validate_or_reject,
 )
+from hub_stream.programs import missing_programs
 from hub_stream.rpc import (
     H_CORRELATION,
     H_REPLY_PARTITION,
@@ -90,6 +98,10 @@ MAX_IN_FLIGHT = 4  # batches being made durable at once (Intake.commit keeps the
 COMMIT_EVERY_S = 1.0  # the group's committed offsets follow the marks this often (for lag tools)
 PRODUCE_BATCH_BYTES = 512 * 1024  # a larger single record still goes, alone in its batch
 MAX_DETAILS_BYTES = 8 * 1024
+REGISTERED_TTL_S = 10.0  # a publisher found in the registry counts as registered this long (as in the API)
+REGISTERED_MAX = 100_000  # publishers remembered; forgotten wholesale beyond that
+LOOKUP_BUDGET_S = 4.0  # a failing registry lookup is retried this long, then the batch fails (the worker stops)
+LOOKUP_TIMEOUT_S = 2.0  # one attempt
 
 H_REJECT_REASON = "hub-reject-reason"
 H_REJECT_MESSAGE = "hub-reject-message"
@@ -128,6 +140,82 @@ def _headers(raw: Any) -> list[tuple[str, bytes]]:
 
 def _header(headers: list[tuple[str, bytes]], name: str) -> str | None:
     return next((v.decode("utf-8", "replace") for k, v in headers if k == name), None)
+
+
+Lookup = Callable[[list[str]], Awaitable[Iterable[str]]]
+"""``async (program ids) -> the registered ones among them``."""
+
+
+class RegistryUnavailable(RuntimeError):
+    """The programs registry did not answer: the batch cannot be decided, and nothing in it is rejected for that."""
+
+
+class PublisherRegistry:
+    """Which stream publishers are registered (PostgreSQL ``programs``), asked at most once per batch.
+
+    A yes is remembered for ``ttl_s``, as the API does (api/events.py): a
+    program deleted from the registry is still accepted that long. A no is
+    never remembered, so a publisher registered after its first records were
+    rejected is accepted from its next record on. A lookup that fails is
+    retried for ``budget_s``, then raises RegistryUnavailable: never is a
+    publisher taken as unknown because the database did not answer.
+    """
+
+    def __init__(
+        self,
+        lookup: Lookup,
+        *,
+        ttl_s: float = REGISTERED_TTL_S,
+        budget_s: float = LOOKUP_BUDGET_S,
+        attempt_s: float = LOOKUP_TIMEOUT_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lookup = lookup
+        self._ttl_s = ttl_s
+        self._budget_s = budget_s
+        self._attempt_s = attempt_s
+        self._clock = clock
+        self._known: dict[str, float] = {}  # publisher -> until when (clock) it counts as registered
+
+    async def registered(self, publishers: Collection[str]) -> set[str]:
+        """The registered ones among ``publishers``: from memory, else from one lookup of all the others."""
+        now = self._clock()
+        known = self._known
+        unsure = sorted(p for p in publishers if known.get(p, 0.0) <= now)
+        if not unsure:
+            return set(publishers)
+        found = set(await self._ask(unsure))
+        until = self._clock() + self._ttl_s
+        if len(known) + len(found) > REGISTERED_MAX:
+            known.clear()  # bounded: only a flood of distinct publishers gets here
+        for publisher in unsure:
+            if publisher in found:
+                known[publisher] = until
+            else:
+                known.pop(publisher, None)
+        return {p for p in publishers if p in found or p not in unsure}
+
+    async def _ask(self, publishers: list[str]) -> Iterable[str]:
+        started = time.monotonic()
+        delay, attempts = 0.1, 0
+        while True:
+            attempts += 1
+            try:
+                return await asyncio.wait_for(self._lookup(publishers), self._attempt_s)
+            except Exception as exc:
+                left = self._budget_s - (time.monotonic() - started)
+                if left <= delay:
+                    raise RegistryUnavailable(
+                        f"the programs registry did not answer ({attempts} attempt(s) in"
+                        f" {time.monotonic() - started:.1f} s): {exc!r}"
+                    ) from exc
+                logger.warning(
+                    "intake: looking %d publisher(s) up in the programs registry failed (%r); retrying",
+                    len(publishers),
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 1.0)
 
 
 @dataclass
@@ -171,6 +259,7 @@ class Batch:
     pending_markers: set[str] = field(default_factory=set)
     last_event: dict[int, EventT] = field(default_factory=dict)
     outcomes: Counter[str] = field(default_factory=Counter)
+    registered: set[str] = field(default_factory=set)  # publishers of its stream records found registered
     entries: list[Outgoing] = field(default_factory=list)  # the changelog records of ``writes``
     after: _Stages | None = None  # the batch decided before this one, while it is not durable
     stages: _Stages | None = None
@@ -213,7 +302,20 @@ class Intake:
         self.states: dict[int, PartitionState] = {}  # the partitions this worker owns
         self.stores: dict[int, dict[str, Any]] = {}  # their table entries (key -> JSON value)
         self.producer: AIOKafkaProducer | None = None  # the intake's own, for bulk sends
+        self.pool: asyncpg.Pool | None = None  # opened on the first registry lookup, closed with the service
+        self.publishers = PublisherRegistry(self._registered_programs)
         self._last_stages: _Stages | None = None  # of the last batch decided, until it is durable
+
+    async def _registered_programs(self, program_ids: list[str]) -> set[str]:
+        if self.pool is None:
+            self.pool = await db.create_pool(self.settings)
+        missing = await missing_programs(self.pool, program_ids)
+        return set(program_ids).difference(missing)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await pool.close()
 
     # --- partition state -------------------------------------------------------
 
@@ -301,10 +403,17 @@ class Intake:
         tails, so a record that repeats one of theirs is a duplicate. The
         batch joins the chain ``settled`` waits for here, before its commit
         task first runs; every decided batch must be committed.
+
+        Before any record is handled, the publishers of its stream records
+        are checked against the programs registry in one lookup; if the
+        registry does not answer this raises (the worker stops, nothing of
+        the batch is made durable, and it comes again after a restart).
         """
         events = [e for e in events if e.message.partition in self.states]  # never write a partition not owned
         batch = Batch()
-        for event in await self._without_gaps(events):
+        events = await self._without_gaps(events)
+        batch.registered = await self.publishers.registered(self._decode_stream_records(events))
+        for event in events:
             batch.last_event[event.message.partition] = event
             try:
                 self._handle(event, batch)
@@ -321,6 +430,30 @@ class Intake:
         batch.after, batch.stages = self._last_stages, _Stages()
         self._last_stages = batch.stages
         return batch
+
+    def _decode_stream_records(self, events: list[EventT]) -> set[str]:
+        """Decode every stream record once (``_handle_stream_record`` takes the result); their publishers at home.
+
+        Only a record on its publisher's own partition is checked against the
+        registry: one on another partition is forwarded as it is and checked
+        there, where its publisher's dedupe entries are.
+        """
+        publishers: set[str] = set()
+        for event in events:
+            message = event.message
+            if any(k == H_REPLY_TO for k, _ in message.headers or ()):
+                continue
+            try:
+                event.decoded = decoded = decode_event_record(message.value)
+            except Rejection as rejection:
+                event.decoded = rejection
+                continue
+            except Exception:  # a bug, not the record's fault: decoded again by the handler, which reports it
+                logger.debug("intake: decoding %s[%d]@%d failed", message.topic, message.partition, message.offset, exc_info=True)
+                continue
+            if _home_partition(decoded.publisher, self.partitions) == message.partition:
+                publishers.add(decoded.publisher)
+        return publishers
 
     async def commit(self, batch: Batch) -> None:
         """Make a decided batch durable, in step with the batches before it (``_commit``)."""
@@ -387,12 +520,25 @@ class Intake:
             self._handle_stream_record(event, headers, batch)
 
     def _handle_stream_record(self, event: EventT, headers: list[tuple[str, bytes]], batch: Batch) -> None:
-        try:
-            valid = decode_event_record(event.message.value)
-        except Rejection as rejection:
-            self._reject(event, headers, rejection, batch)
+        decoded = event.decoded
+        if decoded is None:
+            try:
+                decoded = decode_event_record(event.message.value)
+            except Rejection as rejection:
+                decoded = rejection
+        if isinstance(decoded, Rejection):
+            self._reject(event, headers, decoded, batch)
             return
+        valid = decoded
         if self._forwarded(event, headers, valid.publisher, batch):
+            return
+        if valid.publisher not in batch.registered and self._get(
+            batch, event.message.partition, entry_key(valid.publisher, valid.publisher_event_id)
+        ) is None:
+            # A new event of an unregistered publisher. A record that has an
+            # entry already was accepted before (a redelivery, maybe one whose
+            # append a crash cut short) and goes on to the dedupe decision.
+            self._reject(event, headers, unknown_program(valid.publisher), batch)
             return
         conflict = self._publish(event, valid, batch)
         if conflict is not None:
@@ -689,6 +835,7 @@ class _RecordEvent:
         self.message = _RecordMessage(topic, record)
         self.key = record.key
         self.value = record.value
+        self.decoded: ValidEvent | Rejection | None = None  # a stream record's body, by ``_decode_stream_records``
 
 
 def _bare_request(event: EventT, headers: list[tuple[str, bytes]]) -> Request:
@@ -768,6 +915,7 @@ class IntakeService(mode.Service):
                 await self.consumer.stop()
             if self.intake.producer is not None:
                 await self.intake.producer.stop()
+            await self.intake.close()
 
     async def revoked(self, revoked: set[TopicPartition]) -> None:
         async with self.lock:

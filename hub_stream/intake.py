@@ -393,6 +393,15 @@ def _deleted(event: ValidEvent, entry: PublishedEntry) -> Rejection:
     )
 
 
+def unknown_program(publisher: str) -> Rejection:
+    """A stream record of a publisher not in the registry (the API answers the same as a 422)."""
+    return Rejection(
+        "unknown_program",
+        f"Program {publisher!r} is not registered; staff register publishers with PUT /api/programs.",
+        {"PublisherProgramId": publisher},
+    )
+
+
 @dataclass(frozen=True)
 class DeleteDecision:
     status: int  # 204 or 404

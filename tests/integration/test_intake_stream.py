@@ -1,8 +1,10 @@
 """Stream publishers: records produced straight onto the incoming topic with a plain producer.
 
-Valid ones land on hub.events once; invalid ones on the rejected topic with
-the reason and their original bytes; and a worker killed in the middle of a
-stream loses nothing and duplicates nothing.
+Valid ones land on hub.events once; invalid ones, and those of publishers
+not in the programs registry, on the rejected topic with the reason and
+their original bytes; a worker killed in the middle of a stream loses
+nothing and duplicates nothing; a database that does not answer rejects
+nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from support import HubProcess, make_settings, settings_env
 
+from hub_stream.embedded import free_port
 from hub_stream.event_reads import EventLogReader
 from hub_stream.event_records import partition_for
 from hub_stream.rpc import RpcClient, RpcTimeout
@@ -197,6 +200,89 @@ async def test_valid_invalid_and_non_json_records(stack: HubSettings, producer: 
         if reason == "duplicate_publisher_event_id":
             first = next(e for e in stored if e["PublisherProgramId"] == pub and e["PublisherEventId"] == "ev-1")
             assert details["EventId"] == first["EventId"]
+
+
+async def rejections_of(settings: HubSettings, pub: str) -> list[Any]:
+    return [r for r in await read_topic(settings, "events.rejected", settings.rejected_partitions) if r.key == pub.encode()]
+
+
+async def test_an_unregistered_publisher_is_rejected_until_it_is_registered(stack: HubSettings, producer: AIOKafkaProducer) -> None:
+    settings = stack
+    tag = uuid.uuid4().hex[:8]
+    known, unknown = f"R{tag}", f"U{tag}"
+    await register(settings, known)
+    topic = settings.topic("events.incoming")
+    first = [as_bytes(event(unknown, 1)), as_bytes(event(unknown, 2))]
+    await producer.send_and_wait(topic, as_bytes(event(known, 1)), key=known.encode())
+    for value in first:
+        await producer.send_and_wait(topic, value, key=unknown.encode(), headers=[("trace", b"t1")])
+
+    async def rejected_both() -> list[Any] | None:
+        records = await rejections_of(settings, unknown)
+        return records if len(records) >= 2 else None
+
+    rejected = await wait_until(rejected_both, what="the unknown publisher's records on the rejected topic")
+    assert [r.value for r in rejected] == first  # the original bytes, in order
+    for record in rejected:
+        headers = dict(record.headers)
+        assert headers["hub-reject-reason"] == b"unknown_program"
+        assert headers["hub-reject-message"].decode() == (
+            f"Program '{unknown}' is not registered; staff register publishers with PUT /api/programs."
+        )
+        assert json.loads(headers["hub-reject-details"]) == {"PublisherProgramId": unknown}
+        assert headers["trace"] == b"t1"
+        assert int(headers["hub-source-partition"]) == partition_for(unknown, settings.events_partitions)
+
+    async def known_landed() -> bool:
+        return len(await events_of(settings, {known})) == 1
+
+    await wait_until(known_landed, what="the registered publisher's event on hub.events")
+    assert await events_of(settings, {unknown}) == []
+
+    # Registered now: the same records again are accepted (nothing of the first tries was kept).
+    await register(settings, unknown)
+    for value in first:
+        await producer.send_and_wait(topic, value, key=unknown.encode())
+
+    async def unknown_landed() -> list[dict[str, Any]] | None:
+        found = await events_of(settings, {unknown})
+        return found if len(found) >= 2 else None
+
+    await wait_until(unknown_landed, what="the newly registered publisher's events on hub.events")
+    await asyncio.sleep(1.0)
+    assert sorted(e["PublisherEventId"] for e in await events_of(settings, {unknown})) == ["ev-1", "ev-2"]
+    assert len(await rejections_of(settings, unknown)) == 2
+
+
+async def test_a_database_that_does_not_answer_rejects_nothing(kafka_bootstrap: str, database_dsn: str, tmp_path: Path) -> None:
+    """The registry cannot be asked: the worker stops without deciding the batch; the next worker accepts it all."""
+    settings = make_settings(kafka_bootstrap, database_dsn, tmp_path)
+    await ensure_topics(settings)
+    publishers = [f"D{uuid.uuid4().hex[:6]}-{i}" for i in range(3)]
+    await register(settings, *publishers)
+    nowhere = f"postgresql://hub:hub@127.0.0.1:{free_port()}/hub"
+    blind = HubProcess("worker", settings, tmp_path / "blind.log", HUB_DATABASE_URL=nowhere)
+    second: HubProcess | None = None
+    try:
+        await wait_for_intake(settings, blind)  # requests need no registry: it runs
+        await produce_stream(settings, publishers, range(20))
+
+        async def gave_up() -> bool:
+            return "the programs registry did not answer" in blind.log_path.read_text(errors="replace")
+
+        await wait_until(gave_up, what="the worker giving up on the registry", logs=(blind.log_path,))
+        deadline = time.monotonic() + 30
+        while blind.process.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert blind.process.poll() is not None, "the worker did not stop:\n" + blind.log_tail()
+        assert await appended_so_far(settings) == 0
+        assert await read_topic(settings, "events.rejected", settings.rejected_partitions) == []
+        second = HubProcess("worker", settings, tmp_path / "worker2.log")
+        await assert_exactly_once(settings, publishers, 20, (blind.log_path, second.log_path))
+    finally:
+        blind.stop()
+        if second is not None:
+            second.stop()
 
 
 async def produce_stream(settings: HubSettings, publishers: list[str], numbers: range, *, chunk: int = 100, pause_s: float = 0.05) -> None:
