@@ -16,7 +16,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -60,7 +59,7 @@ def _spawn_module(module: str, args: list[str], env: dict[str, str]) -> subproce
     )
 
 
-def _wait_ready(url: str, children: list[subprocess.Popen[bytes]], stop: threading.Event) -> bool:
+def _wait_ready(url: str, children: list[subprocess.Popen[bytes]], stop: StopFlag) -> bool:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline and not stop.is_set():
         if any(c.poll() is not None for c in children):
@@ -90,9 +89,37 @@ async def _prepare_database(dsn: str) -> str | None:
         await conn.close()
 
 
+class StopFlag:
+    """Set by the signal handler; waited on by the main loop.
+
+    Not a ``threading.Event``: its ``set()`` takes the lock that its own
+    ``wait()`` holds, so a signal landing inside ``wait()`` deadlocked
+    `hub dev` for good (seen: Ctrl-C during start-up, the handler stuck in
+    ``Event.set``). A plain attribute and short sleeps need no lock.
+    """
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not self._set:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(left, 0.05))
+        return self._set
+
+
 def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
     started = time.monotonic()
-    stop = threading.Event()
+    stop = StopFlag()
 
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
