@@ -928,8 +928,13 @@ class IntakeService(mode.Service):
     async def assigned(self, assigned: set[TopicPartition]) -> None:
         assert self.consumer is not None
         async with self.lock:
-            for tp in sorted(assigned):
-                state = await self.intake.take_over(tp.partition)
+            # All at once: a take-over is mostly waiting on the broker (on
+            # Tansu ~0.5 s even for an empty partition), and one after the
+            # other they held a worker's start, a rebalance and a stop
+            # arriving meanwhile for seconds.
+            tps = sorted(assigned)
+            states = await asyncio.gather(*(self.intake.take_over(tp.partition) for tp in tps))
+            for tp, state in zip(tps, states):
                 # From the mark: everything before it is durable. A log that
                 # starts later (retention) resets to its start (auto_offset_reset).
                 self.consumer.seek(tp, state.next_offset)
