@@ -44,7 +44,6 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +75,7 @@ from hub_stream.intake import (
     utc_text,
     validate_or_reject,
 )
-from hub_stream.programs import missing_programs
+from hub_stream.programs import PublisherRegistry, registered_programs
 from hub_stream.rpc import (
     H_CORRELATION,
     H_REPLY_PARTITION,
@@ -98,10 +97,6 @@ MAX_IN_FLIGHT = 4  # batches being made durable at once (Intake.commit keeps the
 COMMIT_EVERY_S = 1.0  # the group's committed offsets follow the marks this often (for lag tools)
 PRODUCE_BATCH_BYTES = 512 * 1024  # a larger single record still goes, alone in its batch
 MAX_DETAILS_BYTES = 8 * 1024
-REGISTERED_TTL_S = 10.0  # a publisher found in the registry counts as registered this long (as in the API)
-REGISTERED_MAX = 100_000  # publishers remembered; forgotten wholesale beyond that
-LOOKUP_BUDGET_S = 4.0  # a failing registry lookup is retried this long, then the batch fails (the worker stops)
-LOOKUP_TIMEOUT_S = 2.0  # one attempt
 
 H_REJECT_REASON = "hub-reject-reason"
 H_REJECT_MESSAGE = "hub-reject-message"
@@ -140,82 +135,6 @@ def _headers(raw: Any) -> list[tuple[str, bytes]]:
 
 def _header(headers: list[tuple[str, bytes]], name: str) -> str | None:
     return next((v.decode("utf-8", "replace") for k, v in headers if k == name), None)
-
-
-Lookup = Callable[[list[str]], Awaitable[Iterable[str]]]
-"""``async (program ids) -> the registered ones among them``."""
-
-
-class RegistryUnavailable(RuntimeError):
-    """The programs registry did not answer: the batch cannot be decided, and nothing in it is rejected for that."""
-
-
-class PublisherRegistry:
-    """Which stream publishers are registered (PostgreSQL ``programs``), asked at most once per batch.
-
-    A yes is remembered for ``ttl_s``, as the API does (api/events.py): a
-    program deleted from the registry is still accepted that long. A no is
-    never remembered, so a publisher registered after its first records were
-    rejected is accepted from its next record on. A lookup that fails is
-    retried for ``budget_s``, then raises RegistryUnavailable: never is a
-    publisher taken as unknown because the database did not answer.
-    """
-
-    def __init__(
-        self,
-        lookup: Lookup,
-        *,
-        ttl_s: float = REGISTERED_TTL_S,
-        budget_s: float = LOOKUP_BUDGET_S,
-        attempt_s: float = LOOKUP_TIMEOUT_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._lookup = lookup
-        self._ttl_s = ttl_s
-        self._budget_s = budget_s
-        self._attempt_s = attempt_s
-        self._clock = clock
-        self._known: dict[str, float] = {}  # publisher -> until when (clock) it counts as registered
-
-    async def registered(self, publishers: Collection[str]) -> set[str]:
-        """The registered ones among ``publishers``: from memory, else from one lookup of all the others."""
-        now = self._clock()
-        known = self._known
-        unsure = sorted(p for p in publishers if known.get(p, 0.0) <= now)
-        if not unsure:
-            return set(publishers)
-        found = set(await self._ask(unsure))
-        until = self._clock() + self._ttl_s
-        if len(known) + len(found) > REGISTERED_MAX:
-            known.clear()  # bounded: only a flood of distinct publishers gets here
-        for publisher in unsure:
-            if publisher in found:
-                known[publisher] = until
-            else:
-                known.pop(publisher, None)
-        return {p for p in publishers if p in found or p not in unsure}
-
-    async def _ask(self, publishers: list[str]) -> Iterable[str]:
-        started = time.monotonic()
-        delay, attempts = 0.1, 0
-        while True:
-            attempts += 1
-            try:
-                return await asyncio.wait_for(self._lookup(publishers), self._attempt_s)
-            except Exception as exc:
-                left = self._budget_s - (time.monotonic() - started)
-                if left <= delay:
-                    raise RegistryUnavailable(
-                        f"the programs registry did not answer ({attempts} attempt(s) in"
-                        f" {time.monotonic() - started:.1f} s): {exc!r}"
-                    ) from exc
-                logger.warning(
-                    "intake: looking %d publisher(s) up in the programs registry failed (%r); retrying",
-                    len(publishers),
-                    exc,
-                )
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, 1.0)
 
 
 @dataclass
@@ -309,8 +228,7 @@ class Intake:
     async def _registered_programs(self, program_ids: list[str]) -> set[str]:
         if self.pool is None:
             self.pool = await db.create_pool(self.settings)
-        missing = await missing_programs(self.pool, program_ids)
-        return set(program_ids).difference(missing)
+        return await registered_programs(self.pool, program_ids)
 
     async def close(self) -> None:
         if self.pool is not None:

@@ -10,7 +10,6 @@ deleted. GET and DELETE share one path (``/api/events/{id}``): an id with a
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -24,6 +23,7 @@ from api.openapi import Operation, Param
 from api.programs import program_id_from
 from api.state import POOL, SETTINGS
 from api.workers import ask
+from hub_stream.db import DB_COMMAND_TIMEOUT_S
 from hub_stream.event_log import offset_at_time
 from hub_stream.event_reads import (
     DEFAULT_LIMIT,
@@ -42,8 +42,10 @@ from hub_stream.intake import (
     ensure_fits,
     not_found,
     publisher_of,
+    unknown_program,
     validate_event,
 )
+from hub_stream.programs import PublisherRegistry, registered_programs
 from schemas.events import EventCreated, EventIn, EventPage
 from schemas.timefmt import parse_utc
 
@@ -51,29 +53,8 @@ INCOMING = "events.incoming"
 QUERY_PARAMS = ("createdAfter", "createdBefore", "eventType", "limit", "pageToken")
 
 
-REGISTERED_TTL_S = 10.0
-REGISTERED = web.AppKey("registered_publishers", dict)
-"""program id -> until when (monotonic) it is known to be registered."""
-
-
-async def _registered(request: web.Request, program_id: str) -> bool:
-    """Is the publisher registered? A yes is remembered for REGISTERED_TTL_S, a no never.
-
-    Saves a database round trip on most publishes; a program deleted from the
-    registry may still publish for up to REGISTERED_TTL_S (docs/events.md).
-    """
-    known = request.app[REGISTERED]
-    now = time.monotonic()
-    if known.get(program_id, 0.0) > now:
-        return True
-    row = await request.app[POOL].fetchval("SELECT 1 FROM programs WHERE program_id = $1", program_id)
-    if row is None:
-        known.pop(program_id, None)
-        return False
-    if len(known) > 100_000:
-        known.clear()  # bounded: a few ids per publisher, cleared wholesale if ever that many
-    known[program_id] = now + REGISTERED_TTL_S
-    return True
+REGISTERED = web.AppKey("registered_publishers", PublisherRegistry)
+"""Which publishers are registered: a yes remembered for 10 s, a no never (docs/events.md)."""
 
 
 async def publish_event(request: web.Request) -> web.Response:
@@ -85,13 +66,9 @@ async def publish_event(request: web.Request) -> web.Response:
     except Rejection as exc:
         raise ApiError(413, exc.code, exc.message, exc.details) from None
     require_write(request, event.publisher)
-    if not await _registered(request, event.publisher):
-        raise ApiError(
-            422,
-            "unknown_program",
-            f"Program {event.publisher!r} is not registered; staff register publishers with PUT /api/programs.",
-            {"PublisherProgramId": event.publisher},
-        )
+    if event.publisher not in await request.app[REGISTERED].registered({event.publisher}):
+        unknown = unknown_program(event.publisher)
+        raise ApiError(422, unknown.code, unknown.message, unknown.details)
     # The worker validates the same body again: one decision path for HTTP and stream publishers.
     reply = await ask(request.app, INCOMING, event.publisher, "publish", doc, command_id=uuid.uuid4().hex)
     event_id = str(reply.body["EventId"])
@@ -175,7 +152,11 @@ async def list_events(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Add the event routes (GET and DELETE share /api/events/{id})."""
-    app[REGISTERED] = {}
+    async def registered(program_ids: list[str]) -> set[str]:
+        return await registered_programs(app[POOL], program_ids)
+
+    # One attempt, bounded by the pool's own command timeout: a failure is this request's 500.
+    app[REGISTERED] = PublisherRegistry(registered, budget_s=0.0, attempt_s=DB_COMMAND_TIMEOUT_S)
     app.router.add_post("/api/events", publish_event)
     app.router.add_get("/api/events/{id}", list_events)
     app.router.add_delete("/api/events/{id}", delete_event)

@@ -11,6 +11,7 @@ from hub_stream.settings import HubSettings
 
 logger = logging.getLogger(__name__)
 
+DB_COMMAND_TIMEOUT_S = 30.0
 _MIGRATION_LOCK = 0x6875625F6D6967  # "hub_mig": one migrator at a time across processes
 
 
@@ -32,7 +33,7 @@ async def create_pool(settings: HubSettings) -> asyncpg.Pool:
         database_dsn(settings),
         min_size=1,
         max_size=settings.database_pool_max,
-        command_timeout=30,
+        command_timeout=DB_COMMAND_TIMEOUT_S,
         reset=_keep_session,
     )
     assert pool is not None

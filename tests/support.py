@@ -44,6 +44,20 @@ def make_settings(bootstrap: str, dsn: str, tmp: Path, **overrides: Any) -> HubS
     return HubSettings(**values)
 
 
+def event_doc(pub: str, n: int, **overrides: Any) -> dict[str, Any]:
+    """An event as a publisher sends it (JSON body or stream record), the n-th of ``pub``."""
+    body: dict[str, Any] = {
+        "PublisherProgramId": pub,
+        "PublisherEventId": f"ev-{n}",
+        "EventType": "COURSE_DONE",
+        "PublisherParticipantId": f"p{n}@example.org",
+        "PublisherEventData": {"n": n},
+        "EventStartUtc": "2026-11-20T10:00:00Z",
+    }
+    body.update(overrides)
+    return body
+
+
 def basic(user_id: str, secret: str) -> dict[str, str]:
     """The Authorization header of a key."""
     return {"Authorization": "Basic " + base64.b64encode(f"{user_id}:{secret}".encode()).decode()}

@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from support import HubProcess, make_settings, settings_env
+from support import HubProcess, event_doc, make_settings, settings_env
 
 from hub_stream.embedded import free_port
 from hub_stream.event_reads import EventLogReader
@@ -35,19 +35,6 @@ from hub_stream.topics import ensure_topics
 pytestmark = pytest.mark.integration
 
 CRASH_WORKER = Path(__file__).with_name("intake_crash_worker.py")
-
-
-def event(pub: str, n: int, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "PublisherProgramId": pub,
-        "PublisherEventId": f"ev-{n}",
-        "EventType": "COURSE_DONE",
-        "PublisherParticipantId": f"p{n}@example.org",
-        "PublisherEventData": {"n": n},
-        "EventStartUtc": "2026-11-20T10:00:00Z",
-    }
-    body.update(overrides)
-    return body
 
 
 def as_bytes(doc: Any) -> bytes:
@@ -140,26 +127,26 @@ async def test_valid_invalid_and_non_json_records(stack: HubSettings, producer: 
     pub, pub2 = f"S{tag}", f"S{tag}-b"
     await register(settings, pub, pub2)
     topic = settings.topic("events.incoming")
-    good = [event(pub, 1), event(pub, 2, PublisherEventCategory={"value": "EXAM"}), event(pub2, 1)]
+    good = [event_doc(pub, 1), event_doc(pub, 2, PublisherEventCategory={"value": "EXAM"}), event_doc(pub2, 1)]
     # (key, value, what the rejection says)
     bad: list[tuple[bytes | None, bytes | None, str]] = [
         (pub.encode(), b"\xff\xfe not json at all", "not_json"),
         (pub.encode(), b'{"PublisherProgramId": "' + pub.encode() + b'", truncated', "not_json"),
         (pub.encode(), b"[1, 2, 3]", "not_an_object"),
         (pub.encode(), None, "not_json"),
-        (pub.encode(), as_bytes(event(pub, 3, EventType="T" * 51, EventStartUtc="soon")), "invalid_event"),
-        (pub.encode(), as_bytes(event(pub, 4, Extra=True)), "unknown_fields"),
-        (pub.encode(), as_bytes(event(pub, 1, EventType="CHANGED")), "duplicate_publisher_event_id"),
-        (pub.encode(), as_bytes(event(pub, 6, PublisherEventData={"x": "y" * 1_000_000})), "event_too_large"),
+        (pub.encode(), as_bytes(event_doc(pub, 3, EventType="T" * 51, EventStartUtc="soon")), "invalid_event"),
+        (pub.encode(), as_bytes(event_doc(pub, 4, Extra=True)), "unknown_fields"),
+        (pub.encode(), as_bytes(event_doc(pub, 1, EventType="CHANGED")), "duplicate_publisher_event_id"),
+        (pub.encode(), as_bytes(event_doc(pub, 6, PublisherEventData={"x": "y" * 1_000_000})), "event_too_large"),
     ]
     for doc in good:
         await producer.send_and_wait(topic, as_bytes(doc), key=doc["PublisherProgramId"].encode())
     for key, value, _ in bad:
         await producer.send_and_wait(topic, value, key=key, headers=[("trace", b"\x00\x01")])
     # The same event again, and one on a partition that is not its publisher's.
-    await producer.send_and_wait(topic, as_bytes(event(pub, 1)), key=pub.encode())
+    await producer.send_and_wait(topic, as_bytes(event_doc(pub, 1)), key=pub.encode())
     wrong = (partition_for(pub, settings.events_partitions) + 1) % settings.events_partitions
-    await producer.send_and_wait(topic, as_bytes(event(pub, 5)), key=pub.encode(), partition=wrong)
+    await producer.send_and_wait(topic, as_bytes(event_doc(pub, 5)), key=pub.encode(), partition=wrong)
 
     async def landed() -> list[dict[str, Any]] | None:
         found = await events_of(settings, {pub, pub2})
@@ -212,8 +199,8 @@ async def test_an_unregistered_publisher_is_rejected_until_it_is_registered(stac
     known, unknown = f"R{tag}", f"U{tag}"
     await register(settings, known)
     topic = settings.topic("events.incoming")
-    first = [as_bytes(event(unknown, 1)), as_bytes(event(unknown, 2))]
-    await producer.send_and_wait(topic, as_bytes(event(known, 1)), key=known.encode())
+    first = [as_bytes(event_doc(unknown, 1)), as_bytes(event_doc(unknown, 2))]
+    await producer.send_and_wait(topic, as_bytes(event_doc(known, 1)), key=known.encode())
     for value in first:
         await producer.send_and_wait(topic, value, key=unknown.encode(), headers=[("trace", b"t1")])
 
@@ -296,7 +283,7 @@ async def produce_stream(settings: HubSettings, publishers: list[str], numbers: 
             for pub in publishers:
                 copies = 2 if n % 7 == 0 else 1
                 for _ in range(copies):
-                    await producer.send(topic, as_bytes(event(pub, n)), key=pub.encode())
+                    await producer.send(topic, as_bytes(event_doc(pub, n)), key=pub.encode())
                     sent += 1
                     if sent % chunk == 0:
                         await producer.flush()

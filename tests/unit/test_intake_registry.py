@@ -16,17 +16,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from support import event_doc
 
 from agents.intake import (
     H_REJECT_REASON,
     Intake,
     PartitionState,
-    PublisherRegistry,
-    RegistryUnavailable,
     _RecordEvent,
 )
 from hub_stream.event_records import partition_for
 from hub_stream.intake import PartitionMark, PublishedEntry, decode_event_record, entry_key
+from hub_stream.programs import PublisherRegistry, RegistryUnavailable
 from hub_stream.rpc import H_REPLY_PARTITION, H_REPLY_TO
 from hub_stream.settings import HubSettings
 
@@ -114,17 +114,6 @@ def publisher_in(partition: int, prefix: str) -> str:
     return next(f"{prefix}{i}" for i in range(10_000) if partition_for(f"{prefix}{i}", PARTITIONS) == partition)
 
 
-def body(pub: str, n: int) -> dict[str, Any]:
-    return {
-        "PublisherProgramId": pub,
-        "PublisherEventId": f"ev-{n}",
-        "EventType": "COURSE_DONE",
-        "PublisherParticipantId": f"p{n}@example.org",
-        "PublisherEventData": {"n": n},
-        "EventStartUtc": "2026-11-20T10:00:00Z",
-    }
-
-
 class Feed:
     """Incoming records of one partition, offsets from 0."""
 
@@ -170,7 +159,7 @@ async def test_an_unregistered_publisher_s_new_events_are_rejected_as_unknown_pr
     good, bad = publisher_in(0, "REG"), publisher_in(0, "UNREG")
     lookup.programs.add(good)
     feed = Feed(intake, 0)
-    records = [feed.record(body(good, 1), key=good), feed.record(body(bad, 1), key=bad), feed.record(body(bad, 2), key=bad)]
+    records = [feed.record(event_doc(good, 1), key=good), feed.record(event_doc(bad, 1), key=bad), feed.record(event_doc(bad, 2), key=bad)]
     batch = await intake.decide(records)
     sent = outcome(intake, batch)
     assert sent["events"] == ["ev-1"]
@@ -185,7 +174,7 @@ async def test_an_unregistered_publisher_s_new_events_are_rejected_as_unknown_pr
     assert entry_key(bad, "ev-1") not in intake.stores[0]  # nothing written for a rejected record
 
     lookup.programs.add(bad)  # registered: its next record is accepted (a no is not remembered)
-    batch = await intake.decide([feed.record(body(bad, 1), key=bad)])
+    batch = await intake.decide([feed.record(event_doc(bad, 1), key=bad)])
     assert outcome(intake, batch)["events"] == ["ev-1"]
 
 
@@ -193,10 +182,10 @@ async def test_a_record_on_another_partition_is_forwarded_and_checked_at_home() 
     lookup = FakeRegistry()
     intake = make_intake(lookup, 0, 1)
     stranger = publisher_in(1, "UNREG")
-    batch = await intake.decide([Feed(intake, 0).record(body(stranger, 1), key=stranger)])
+    batch = await intake.decide([Feed(intake, 0).record(event_doc(stranger, 1), key=stranger)])
     assert outcome(intake, batch) == {"events": [], "rejected": [], "forwarded": [1]}
     assert lookup.lookups == []  # not looked up where it does not belong
-    batch = await intake.decide([Feed(intake, 1).record(body(stranger, 1), key=stranger)])
+    batch = await intake.decide([Feed(intake, 1).record(event_doc(stranger, 1), key=stranger)])
     assert [r[1] for r in outcome(intake, batch)["rejected"]] == ["unknown_program"]
 
 
@@ -204,7 +193,7 @@ async def test_requests_of_the_api_are_not_checked_again() -> None:
     lookup = FakeRegistry()
     intake = make_intake(lookup, 0)
     pub = publisher_in(0, "UNREG")
-    request = {"kind": "publish", "id": "c1", "body": body(pub, 1)}
+    request = {"kind": "publish", "id": "c1", "body": event_doc(pub, 1)}
     headers = [(H_REPLY_TO, b"replies"), (H_REPLY_PARTITION, b"0")]
     batch = await intake.decide([Feed(intake, 0).record(request, key=pub, headers=headers)])
     assert outcome(intake, batch)["events"] == ["ev-1"]
@@ -219,7 +208,7 @@ async def test_a_redelivered_accepted_record_is_not_refused_when_its_program_is_
     intake = make_intake(lookup, 0)
     pub = publisher_in(0, "GONE")
     feed = Feed(intake, 0)
-    first = feed.record(body(pub, 1), key=pub)
+    first = feed.record(event_doc(pub, 1), key=pub)
     # As a batch leaves it that wrote its entries and died before any append (the mark is before it).
     hashed = decode_event_record(first.message.value).content_hash
     intake.stores[0][entry_key(pub, "ev-1")] = PublishedEntry("E:" + pub + "-x", hashed, first.message.offset).to_json()
@@ -235,6 +224,6 @@ async def test_a_registry_that_does_not_answer_fails_the_batch_and_rejects_nothi
     intake = make_intake(lookup, 0)
     pub = publisher_in(0, "REG")
     with pytest.raises(RegistryUnavailable):
-        await intake.decide([Feed(intake, 0).record(body(pub, 1), key=pub)])
+        await intake.decide([Feed(intake, 0).record(event_doc(pub, 1), key=pub)])
     assert intake._last_stages is None  # no batch joined the chain: nothing is made durable
     assert intake.stores[0] == {}
