@@ -220,13 +220,8 @@ async def baseline_trivial_agent(settings: HubSettings, n: int, tmp: Path) -> fl
 
 
 def _start_trivial_agent(settings: HubSettings, tmp: Path) -> subprocess.Popen[bytes]:
-    env = settings_env(settings)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    env["HUB_APP_ID"] = _trivial_app_id(settings)  # its own consumer group: the hub worker's comes later
-    with open(tmp / "trivial.log", "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, __file__, "--run-trivial-agent"], env=env, stdout=log, stderr=log, start_new_session=True
-        )
+    # Its own consumer group: the hub worker's comes later.
+    return _start_bench_process(settings, tmp, "trivial", "--run-trivial-agent", HUB_APP_ID=_trivial_app_id(settings))
 
 
 ECHO_REPLY = b'{"status": 201, "body": {"EventId": "E:echo"}}'
@@ -288,13 +283,13 @@ async def run_echo_api(port: int) -> None:
         reply = json.loads(await asyncio.wait_for(fut, 15))
         return web.json_response(reply["body"], status=reply["status"])
 
-    async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+    async def readyz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ready"})
 
     reader = asyncio.create_task(read_replies())
     app = web.Application()
     app.router.add_post("/api/events", post)
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -314,17 +309,7 @@ async def echo_floor(
     procs = [_start_bench_process(settings, tmp, "echo-worker", "--run-echo-worker"), _start_bench_process(settings, tmp, "echo-api", "--run-echo-api", str(port))]
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        async with aiohttp.ClientSession() as http:
-            while True:
-                try:
-                    async with http.get(f"{url}/healthz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    if time.monotonic() > deadline:
-                        raise SystemExit(f"the echo API did not start; see {tmp}/echo-api.log") from None
-                    await asyncio.sleep(0.2)
+        await wait_ready(url, timeout_s=30)
         meter = CpuMeter({"echo API": procs[1].pid, "echo worker": procs[0].pid, "broker": broker_pid})
         elapsed, latencies = await http_intake(url, headers, requests, concurrency, meter)
         return elapsed, latencies, meter.report(requests, "request")
@@ -334,9 +319,11 @@ async def echo_floor(
             await asyncio.to_thread(p.wait, 15)
 
 
-def _start_bench_process(settings: HubSettings, tmp: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
+def _start_bench_process(settings: HubSettings, tmp: Path, name: str, *args: str, **env_overrides: str) -> subprocess.Popen[bytes]:
+    """This script again, in ``--run-...`` mode, with the hub's settings in its environment; its log in ``tmp``."""
     env = settings_env(settings)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    env.update(env_overrides)
     with open(tmp / f"{name}.log", "ab") as log:
         return subprocess.Popen([sys.executable, __file__, *args], env=env, stdout=log, stderr=log, start_new_session=True)
 
