@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from hub_stream.faust_app import HubApp, HubTopics
+from hub_stream.platform.faust_app import HubApp, HubTopics
 
 
 def register(app: HubApp) -> HubTopics:
     """Declare every agent (and its tables) on ``app``; returns the topics."""
-    from agents import intake, lag, subscriptions, sync
+    from agents import consumer_lag, intake, subscriptions_agent, sync_agent
 
     topics = HubTopics(app)
-    subscriptions.register(app, topics)
-    sync.register(app, topics)
+    subscriptions_agent.register(app, topics)
+    sync_agent.register(app, topics)
     intake.register(app, topics)
-    lag.register(app)
+    consumer_lag.register(app)
     return topics

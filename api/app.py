@@ -13,10 +13,10 @@ from api.errors import error_middleware
 from api.observability import observe_middleware
 from api.routes import setup_routes
 from api.state import KEYS, MAX_BODY_BYTES, POOL, RPC, SETTINGS
-from hub_stream import db
-from hub_stream.key_cache import KeyCache
-from hub_stream.rpc import RpcClient
-from hub_stream.settings import HubSettings
+from hub_stream.access.key_cache import KeyCache
+from hub_stream.platform import db
+from hub_stream.platform.request_reply import RpcClient
+from hub_stream.platform.settings import HubSettings
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from api.errors import ApiError
 from api.state import KEYS, POOL
-from hub_stream.keys import Grants
+from hub_stream.access.keys import Grants
 
 GRANTS_KEY = web.RequestKey("grants", Grants)
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="learning-hub", charset="UTF-8"'}

@@ -1,7 +1,7 @@
 """Events (publishers): POST /api/events, DELETE /api/events/{EventId}, GET /api/events/{programId}.
 
 Publishing and deleting are requests to the intake agent on the incoming
-topic, keyed by the publisher (hub_stream.rpc); the agent deduplicates,
+topic, keyed by the publisher (hub_stream.platform.request_reply); the agent deduplicates,
 appends to hub.events and answers. Listing reads hub.events directly (a log
 anyone may read) and asks the intake agent which of the events read are
 deleted. GET and DELETE share one path (``/api/events/{id}``): an id with a
@@ -23,20 +23,8 @@ from api.openapi import Operation, Param
 from api.programs import program_id_from
 from api.state import POOL, SETTINGS
 from api.workers import ask
-from hub_stream.db import DB_COMMAND_TIMEOUT_S
-from hub_stream.event_log import offset_at_time
-from hub_stream.event_reads import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
-    BadQuery,
-    EventLogReader,
-    EventQuery,
-    decode_page_token,
-    encode_page_token,
-    scan_page,
-)
-from hub_stream.event_records import partition_for
-from hub_stream.intake import (
+from hub_stream.access.programs import PublisherRegistry, registered_programs
+from hub_stream.events.intake_rules import (
     InvalidEvent,
     Rejection,
     ensure_fits,
@@ -45,7 +33,18 @@ from hub_stream.intake import (
     unknown_program,
     validate_event,
 )
-from hub_stream.programs import PublisherRegistry, registered_programs
+from hub_stream.events.listing import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    BadQuery,
+    EventQuery,
+    decode_page_token,
+    encode_page_token,
+    scan_page,
+)
+from hub_stream.events.log import EventLogReader, offset_at_time
+from hub_stream.events.records import partition_for
+from hub_stream.platform.db import DB_COMMAND_TIMEOUT_S
 from schemas.events import EventCreated, EventIn, EventPage
 from schemas.timefmt import parse_utc
 

@@ -14,7 +14,7 @@ from api.bodies import read_model
 from api.errors import ApiError
 from api.openapi import Operation, Param
 from api.state import KEYS, POOL
-from hub_stream import keys
+from hub_stream.access import keys
 from schemas.keys import KeyBody, KeyOut, NewKeyOut
 from schemas.programs import PROGRAM_ID_RULE, is_program_id
 

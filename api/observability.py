@@ -10,8 +10,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub_stream.logs import request_id_var
-from hub_stream.metrics import HTTP_LATENCY, HTTP_REQUESTS, REGISTRY
+from hub_stream.platform.logs import request_id_var
+from hub_stream.platform.metrics import HTTP_LATENCY, HTTP_REQUESTS, REGISTRY
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

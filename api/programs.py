@@ -13,9 +13,9 @@ from api.bodies import read_model
 from api.errors import ApiError
 from api.openapi import Operation, Param
 from api.state import POOL, SETTINGS
-from hub_stream import programs
-from hub_stream.programs import SubscriptionRefs, no_subscription_refs
-from hub_stream.settings import HubSettings
+from hub_stream.access import programs
+from hub_stream.access.programs import SubscriptionRefs, no_subscription_refs
+from hub_stream.platform.settings import HubSettings
 from schemas.programs import PROGRAM_ID_RULE, ProgramBody, ProgramOut, is_program_id
 
 SUBSCRIPTION_REFS = web.AppKey("subscription_refs", SubscriptionRefs)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
-from hub_stream.key_cache import KeyCache
-from hub_stream.rpc import RpcClient
-from hub_stream.settings import HubSettings
+from hub_stream.access.key_cache import KeyCache
+from hub_stream.platform.request_reply import RpcClient
+from hub_stream.platform.settings import HubSettings
 
 MAX_BODY_BYTES = 1024 * 1024
 

@@ -11,9 +11,9 @@ from api.errors import ApiError
 from api.openapi import Operation, Param
 from api.programs import program_id_from, unknown_program
 from api.state import POOL, RPC, SETTINGS
-from hub_stream import ledger
-from hub_stream.programs import get_program
-from hub_stream.rpc import RpcTimeout
+from hub_stream.access.programs import get_program
+from hub_stream.platform.request_reply import RpcTimeout
+from hub_stream.sync import ledger
 from schemas.common import Problem
 from schemas.sync import SyncListOut, SyncOut
 

@@ -1,4 +1,4 @@
-"""Asking the workers: one request over hub_stream.rpc, its reply or a problem.
+"""Asking the workers: one request over hub_stream.platform.request_reply, its reply or a problem.
 
 Shared by every area whose calls are commands to an agent.
 """
@@ -12,7 +12,7 @@ from aiohttp import web
 
 from api.errors import ApiError
 from api.state import RPC, SETTINGS
-from hub_stream.rpc import Reply, RpcTimeout
+from hub_stream.platform.request_reply import Reply, RpcTimeout
 
 
 def problem_from(reply: Reply) -> ApiError:

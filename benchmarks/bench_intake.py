@@ -52,13 +52,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from support import HubProcess, make_settings, settings_env, wait_ready
 
-from hub_stream import db
-from hub_stream.embedded import free_port, start_postgres, start_tansu
-from hub_stream.keys import create_key
-from hub_stream.offsets import log_ends
-from hub_stream.rpc import H_CORRELATION, H_REPLY_PARTITION, H_REPLY_TO
-from hub_stream.settings import HubSettings
-from hub_stream.topics import ensure_topics
+from hub_stream.access.keys import create_key
+from hub_stream.local.embedded import free_port, start_postgres, start_tansu
+from hub_stream.platform import db
+from hub_stream.platform.offsets import log_ends
+from hub_stream.platform.request_reply import H_CORRELATION, H_REPLY_PARTITION, H_REPLY_TO
+from hub_stream.platform.settings import HubSettings
+from hub_stream.platform.topics import ensure_topics
 
 PUBLISHERS = [f"BENCH{i}" for i in range(16)]
 
@@ -332,7 +332,7 @@ def run_trivial_agent() -> None:
     """A Faust worker with one agent that moves each record to another topic (baseline 2)."""
     import faust
 
-    from hub_stream.faust_app import create_faust_app, raw_topic
+    from hub_stream.platform.faust_app import create_faust_app, raw_topic
 
     settings = HubSettings()
     app = create_faust_app(settings)

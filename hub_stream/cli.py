@@ -10,8 +10,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from hub_stream.logs import setup_logging
-from hub_stream.settings import HubSettings
+from hub_stream.platform.logs import setup_logging
+from hub_stream.platform.settings import HubSettings
 
 logger = logging.getLogger("hub_stream.cli")
 
@@ -25,14 +25,14 @@ def cmd_worker(settings: HubSettings, args: argparse.Namespace) -> int:
     """Run the Faust worker: every agent and table (blocks until SIGINT/SIGTERM)."""
     import faust
 
-    from hub_stream.faust_app import create_faust_app
-    from hub_stream.topics import ensure_topics
+    from hub_stream.platform.faust_app import create_faust_app
+    from hub_stream.platform.topics import ensure_topics
 
     asyncio.run(ensure_topics(settings))
     if settings.worker_metrics_port:
         from prometheus_client import start_http_server
 
-        from hub_stream.metrics import REGISTRY
+        from hub_stream.platform.metrics import REGISTRY
 
         start_http_server(settings.worker_metrics_port, addr=settings.api_host, registry=REGISTRY)
     loop = asyncio.new_event_loop()
@@ -58,7 +58,7 @@ def cmd_api(settings: HubSettings, args: argparse.Namespace) -> int:
     """Run the HTTP API (blocks until SIGINT/SIGTERM)."""
     from aiohttp import web
 
-    from hub_stream.topics import ensure_topics
+    from hub_stream.platform.topics import ensure_topics
 
     asyncio.run(ensure_topics(settings))
     api_app = importlib.import_module("api.app").create_app(settings)
@@ -75,7 +75,7 @@ def cmd_api(settings: HubSettings, args: argparse.Namespace) -> int:
 
 
 def cmd_db_migrate(settings: HubSettings, args: argparse.Namespace) -> int:
-    from hub_stream import db
+    from hub_stream.platform import db
 
     applied = asyncio.run(db.migrate(db.database_dsn(settings)))
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none needed'}")
@@ -83,7 +83,7 @@ def cmd_db_migrate(settings: HubSettings, args: argparse.Namespace) -> int:
 
 
 def cmd_dev(settings: HubSettings, args: argparse.Namespace) -> int:
-    from hub_stream.dev import run_dev
+    from hub_stream.local.dev import run_dev
 
     return run_dev(settings, fake_lb=args.fake_lb)
 

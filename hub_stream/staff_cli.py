@@ -20,8 +20,9 @@ from typing import Any, TypeVar
 import asyncpg
 from pydantic import ValidationError
 
-from hub_stream import db, keys, programs
-from hub_stream.settings import HubSettings
+from hub_stream.access import keys, programs
+from hub_stream.platform import db
+from hub_stream.platform.settings import HubSettings
 from schemas.programs import (
     CREATION_PATH_RULE,
     DEFAULT_CREATION_PATH,

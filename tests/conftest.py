@@ -18,12 +18,12 @@ import asyncpg
 import pytest
 from support import basic, make_settings
 
-from hub_stream import db
-from hub_stream.embedded import start_postgres, start_tansu
-from hub_stream.keys import create_key
-from hub_stream.rpc import RpcClient
-from hub_stream.settings import HubSettings
-from hub_stream.topics import ensure_topics
+from hub_stream.access.keys import create_key
+from hub_stream.local.embedded import start_postgres, start_tansu
+from hub_stream.platform import db
+from hub_stream.platform.request_reply import RpcClient
+from hub_stream.platform.settings import HubSettings
+from hub_stream.platform.topics import ensure_topics
 
 APP_TABLES = ("sync_batches", "syncs", "api_keys", "programs")
 

@@ -22,8 +22,8 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
-from hub_stream.embedded import free_port
-from hub_stream.settings import HubSettings
+from hub_stream.local.embedded import free_port
+from hub_stream.platform.settings import HubSettings
 
 
 def make_settings(bootstrap: str, dsn: str, tmp: Path, **overrides: Any) -> HubSettings:

@@ -23,9 +23,9 @@ from typing import Any
 import faust
 
 from agents import intake
-from hub_stream.faust_app import create_faust_app
-from hub_stream.logs import setup_logging
-from hub_stream.settings import HubSettings
+from hub_stream.platform.faust_app import create_faust_app
+from hub_stream.platform.logs import setup_logging
+from hub_stream.platform.settings import HubSettings
 
 CRASH_AT = os.environ["INTAKE_CRASH_AT"]
 CRASH_AFTER_APPENDS = int(os.environ.get("INTAKE_CRASH_AFTER_APPENDS", "0"))

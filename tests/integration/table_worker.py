@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import faust
 
-from agents.serving import request_agent
-from hub_stream.faust_app import HubTopics, create_faust_app, raw_topic
-from hub_stream.logs import setup_logging
-from hub_stream.rpc import Reply, Request
-from hub_stream.settings import HubSettings
+from agents.request_agent import request_agent
+from hub_stream.platform.faust_app import HubTopics, create_faust_app, raw_topic
+from hub_stream.platform.logs import setup_logging
+from hub_stream.platform.request_reply import Reply, Request
+from hub_stream.platform.settings import HubSettings
 
 TABLE = "tabletest"
 

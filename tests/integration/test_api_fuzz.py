@@ -20,7 +20,7 @@ from hypothesis import HealthCheck
 from schemathesis.checks import not_a_server_error
 from support import hub_processes, make_settings, wait_ready
 
-from hub_stream import keys
+from hub_stream.access import keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,9 +9,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
-from hub_stream.rpc import RpcClient
-from hub_stream.settings import HubSettings
-from hub_stream.topics import ensure_topics
+from hub_stream.platform.request_reply import RpcClient
+from hub_stream.platform.settings import HubSettings
+from hub_stream.platform.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

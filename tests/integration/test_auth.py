@@ -15,9 +15,9 @@ from support import basic
 
 from api.app import create_app
 from api.auth import require_read, require_write
-from hub_stream.keys import create_key
-from hub_stream.rpc import RpcClient
-from hub_stream.settings import HubSettings
+from hub_stream.access.keys import create_key
+from hub_stream.platform.request_reply import RpcClient
+from hub_stream.platform.settings import HubSettings
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from support import hub_processes
 
-from hub_stream.settings import HubSettings
+from hub_stream.platform.settings import HubSettings
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
-from hub_stream.event_log import KafkaEventSource, offset_at_time
-from hub_stream.event_records import encode_deletion, encode_event, partition_for
-from hub_stream.settings import HubSettings
-from hub_stream.topics import ensure_topics
+from hub_stream.events.log import KafkaEventSource, offset_at_time
+from hub_stream.events.records import encode_deletion, encode_event, partition_for
+from hub_stream.platform.settings import HubSettings
+from hub_stream.platform.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -18,12 +18,12 @@ from aiokafka import TopicPartition
 from support import HubProcess, basic, make_settings
 
 from api.app import create_app
-from hub_stream.event_reads import EventLogReader
-from hub_stream.event_records import partition_for
-from hub_stream.keys import create_key
-from hub_stream.rpc import RpcClient, RpcTimeout
-from hub_stream.settings import HubSettings
-from hub_stream.topics import ensure_topics
+from hub_stream.access.keys import create_key
+from hub_stream.events.log import EventLogReader
+from hub_stream.events.records import partition_for
+from hub_stream.platform.request_reply import RpcClient, RpcTimeout
+from hub_stream.platform.settings import HubSettings
+from hub_stream.platform.topics import ensure_topics
 from schemas.timefmt import parse_utc, to_millis
 
 pytestmark = pytest.mark.integration

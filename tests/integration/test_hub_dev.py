@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hub_stream.embedded import free_port
+from hub_stream.local.embedded import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -25,12 +25,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from support import HubProcess, event_doc, make_settings, settings_env
 
-from hub_stream.embedded import free_port
-from hub_stream.event_reads import EventLogReader
-from hub_stream.event_records import partition_for
-from hub_stream.rpc import RpcClient, RpcTimeout
-from hub_stream.settings import HubSettings
-from hub_stream.topics import ensure_topics
+from hub_stream.events.log import EventLogReader
+from hub_stream.events.records import partition_for
+from hub_stream.local.embedded import free_port
+from hub_stream.platform.request_reply import RpcClient, RpcTimeout
+from hub_stream.platform.settings import HubSettings
+from hub_stream.platform.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from support import basic
 
 from api.app import create_app
-from hub_stream.keys import hash_secret, lookup_grants
-from hub_stream.rpc import RpcClient
-from hub_stream.settings import HubSettings
+from hub_stream.access.keys import hash_secret, lookup_grants
+from hub_stream.platform.request_reply import RpcClient
+from hub_stream.platform.settings import HubSettings
 
 pytestmark = pytest.mark.integration
 

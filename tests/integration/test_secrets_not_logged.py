@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 from support import HubProcess, basic, hub_processes, make_settings, settings_env
 
-from hub_stream.keys import create_key
+from hub_stream.access.keys import create_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hub_stream.keys import hash_secret, lookup_grants
+from hub_stream.access.keys import hash_secret, lookup_grants
 
 pytestmark = pytest.mark.integration
 

@@ -17,10 +17,10 @@ from support import HubProcess, basic, make_settings
 
 from api.app import create_app
 from api.subscriptions import install_subscription_refs
-from hub_stream.keys import create_key
-from hub_stream.rpc import RpcClient, RpcTimeout
-from hub_stream.settings import HubSettings
-from hub_stream.topics import ensure_topics
+from hub_stream.access.keys import create_key
+from hub_stream.platform.request_reply import RpcClient, RpcTimeout
+from hub_stream.platform.settings import HubSettings
+from hub_stream.platform.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

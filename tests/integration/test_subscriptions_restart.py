@@ -20,10 +20,10 @@ import asyncpg
 import pytest
 from support import HubProcess, wait_ready
 
-from hub_stream.embedded import free_port
-from hub_stream.keys import create_key
-from hub_stream.rpc import RpcClient, RpcTimeout
-from hub_stream.settings import HubSettings
+from hub_stream.access.keys import create_key
+from hub_stream.local.embedded import free_port
+from hub_stream.platform.request_reply import RpcClient, RpcTimeout
+from hub_stream.platform.settings import HubSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -1,7 +1,7 @@
 """processEvents end to end: a real worker, broker, PostgreSQL and the LB stand-in over HTTP.
 
 Events are appended to hub.events in their canonical record format
-(hub_stream.event_records) with a plain producer, as the intake agent does.
+(hub_stream.events.records) with a plain producer, as the intake agent does.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from aiokafka import AIOKafkaProducer
 from support import HubProcess, make_settings
 
 from api.app import create_app
-from hub_stream.event_records import encode_deletion, encode_event, partition_for
-from hub_stream.fake_lb import FakeLB, start_fake_lb
-from hub_stream.rpc import RpcClient, RpcTimeout
-from hub_stream.settings import HubSettings
-from hub_stream.topics import ensure_topics
+from hub_stream.events.records import encode_deletion, encode_event, partition_for
+from hub_stream.local.lb_standin import FakeLB, start_fake_lb
+from hub_stream.platform.request_reply import RpcClient, RpcTimeout
+from hub_stream.platform.settings import HubSettings
+from hub_stream.platform.topics import ensure_topics
 from schemas.timefmt import parse_utc, to_millis, utc_now_text
 
 pytestmark = pytest.mark.integration

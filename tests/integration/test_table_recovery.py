@@ -12,9 +12,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from support import settings_env
 
-from hub_stream.rpc import RpcClient
-from hub_stream.settings import HubSettings
-from hub_stream.topics import COMPACTED, ensure_topics
+from hub_stream.platform.request_reply import RpcClient
+from hub_stream.platform.settings import HubSettings
+from hub_stream.platform.topics import COMPACTED, ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from hub_stream.settings import HubSettings
-from hub_stream.topics import TopicMismatch, all_topics, ensure_topics
+from hub_stream.platform.settings import HubSettings
+from hub_stream.platform.topics import TopicMismatch, all_topics, ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ import aiohttp
 import pytest
 from support import HubProcess
 
-from hub_stream.embedded import free_port
-from hub_stream.rpc import RpcClient, RpcTimeout
-from hub_stream.settings import HubSettings
-from hub_stream.topics import ensure_topics
+from hub_stream.local.embedded import free_port
+from hub_stream.platform.request_reply import RpcClient, RpcTimeout
+from hub_stream.platform.settings import HubSettings
+from hub_stream.platform.topics import ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

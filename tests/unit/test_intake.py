@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hub_stream.intake import (
+from hub_stream.events.intake_rules import (
     InvalidEvent,
     PartitionMark,
     PublishedEntry,

@@ -15,7 +15,7 @@ import pytest
 from faust.serializers import codecs
 
 from agents.intake import changelog_bytes
-from hub_stream.intake import PartitionMark, PublishedEntry
+from hub_stream.events.intake_rules import PartitionMark, PublishedEntry
 
 SAMPLES: list[tuple[str, Any]] = [
     ("p:ACME-1.x:ev-1", PublishedEntry("E:ACME-1.x-5f0c5a4e-0b7e-4d7e-9d55-3d6f1f0e2a11", "0" * 32, 17).to_json()),

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hub_stream.event_reads import (
+from hub_stream.events.listing import (
     BadQuery,
     EventQuery,
     decode_page_token,

@@ -22,13 +22,18 @@ from agents.intake import (
     H_REJECT_REASON,
     Intake,
     PartitionState,
-    _RecordEvent,
+    RecordEvent,
 )
-from hub_stream.event_records import partition_for
-from hub_stream.intake import PartitionMark, PublishedEntry, decode_event_record, entry_key
-from hub_stream.programs import PublisherRegistry, RegistryUnavailable
-from hub_stream.rpc import H_REPLY_PARTITION, H_REPLY_TO
-from hub_stream.settings import HubSettings
+from hub_stream.access.programs import PublisherRegistry, RegistryUnavailable
+from hub_stream.events.intake_rules import (
+    PartitionMark,
+    PublishedEntry,
+    decode_event_record,
+    entry_key,
+)
+from hub_stream.events.records import partition_for
+from hub_stream.platform.request_reply import H_REPLY_PARTITION, H_REPLY_TO
+from hub_stream.platform.settings import HubSettings
 
 PARTITIONS = 4
 
@@ -122,13 +127,13 @@ class Feed:
         self.partition = partition
         self.offset = 0
 
-    def record(self, doc: Any, *, key: str = "", headers: list[tuple[str, bytes]] | None = None) -> _RecordEvent:
+    def record(self, doc: Any, *, key: str = "", headers: list[tuple[str, bytes]] | None = None) -> RecordEvent:
         value = json.dumps(doc).encode()
         raw = SimpleNamespace(
             partition=self.partition, offset=self.offset, key=key.encode(), value=value, headers=headers or [], timestamp=1_000
         )
         self.offset += 1
-        return _RecordEvent(self.intake.incoming_topic, raw)
+        return RecordEvent(self.intake.incoming_topic, raw)
 
 
 def make_intake(lookup: FakeRegistry, *partitions: int) -> Intake:

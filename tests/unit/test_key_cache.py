@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hub_stream.key_cache import KeyCache
-from hub_stream.keys import hash_secret
+from hub_stream.access.key_cache import KeyCache
+from hub_stream.access.keys import hash_secret
 
 SECRET = "s3cret-of-the-key"
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from hub_stream.keys import Grants, NewKey, hash_secret, secrets_match
+from hub_stream.access.keys import Grants, NewKey, hash_secret, secrets_match
 from schemas.keys import KeyBody
 from schemas.programs import ProgramBody, is_program_id
 from schemas.timefmt import format_utc as utc_text

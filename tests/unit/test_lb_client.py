@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from hub_stream.fake_lb import FakeLB, start_fake_lb
-from hub_stream.lb_client import CreateBatchClient, LbTarget
-from hub_stream.settings import HubSettings
+from hub_stream.local.lb_standin import FakeLB, start_fake_lb
+from hub_stream.platform.settings import HubSettings
+from hub_stream.sync.lb_client import CreateBatchClient, LbTarget
 
 KEY = "lb-secret-key-7f3a"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from api.app import create_app
 from api.openapi import build_spec
 from api.routes import all_operations
-from hub_stream.settings import HubSettings
+from hub_stream.platform.settings import HubSettings
 
 
 def _routes() -> set[tuple[str, str]]:

@@ -9,9 +9,9 @@ import sys
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from hub_stream.faust_app import create_faust_app
-from hub_stream.settings import HubSettings
-from hub_stream.topics import all_topics
+from hub_stream.platform.faust_app import create_faust_app
+from hub_stream.platform.settings import HubSettings
+from hub_stream.platform.topics import all_topics
 
 
 def test_reads_hub_prefixed_variables(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from hub_stream import subscriptions as subs
-from hub_stream.subscriptions import (
+from hub_stream.subscriptions import records as subs
+from hub_stream.subscriptions.records import (
     APPLIED_LIMIT,
     CommandLog,
     Outcome,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from hub_stream.cursors import SubscriberCursors, SyncCursor, set_cursor
-from hub_stream.subscriptions import Subscription
+from hub_stream.subscriptions.records import Subscription
+from hub_stream.sync.cursors import SubscriberCursors, SyncCursor, set_cursor
 
 T0 = "2026-11-22T08:00:00.000Z"
 T1 = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)

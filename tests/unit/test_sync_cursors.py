@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from hub_stream.cursors import SubscriberCursors, SyncCursor, set_cursor, store_cursor
-from hub_stream.subscriptions import Subscription
+from hub_stream.subscriptions.records import Subscription
+from hub_stream.sync.cursors import SubscriberCursors, SyncCursor, set_cursor, store_cursor
 
 T0 = "2026-11-22T08:00:00.000Z"
 STARTED = datetime(2026, 11, 23, 3, 0, 0, 123000, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from hub_stream.event_records import (
+from hub_stream.events.records import (
     decode_publisher_records,
     decode_record,
     encode_deletion,

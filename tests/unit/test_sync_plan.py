@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hub_stream.sync_plan import RowAt, batch_file_name, plan_batches
+from hub_stream.sync.plan import RowAt, batch_file_name, plan_batches
 
 
 def rows(*spec: tuple[int, int]) -> list[RowAt]:

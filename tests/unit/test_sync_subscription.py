@@ -10,19 +10,19 @@ from typing import Any
 
 import pytest
 
-from hub_stream.cursors import SyncCursor
-from hub_stream.fake_lb import FakeLB, start_fake_lb
-from hub_stream.lb_client import CreateBatchClient, LbTarget
-from hub_stream.settings import HubSettings
-from hub_stream.sync import (
+from hub_stream.events.records import StoredEvent
+from hub_stream.local.lb_standin import FakeLB, start_fake_lb
+from hub_stream.platform.settings import HubSettings
+from hub_stream.sync.cursors import SyncCursor
+from hub_stream.sync.delivery import (
     ProgressNotRecorded,
-    StoredEvent,
     SyncJob,
     sync_answer,
     sync_subscription,
     window_start,
 )
-from hub_stream.sync_plan import PlannedBatch
+from hub_stream.sync.lb_client import CreateBatchClient, LbTarget
+from hub_stream.sync.plan import PlannedBatch
 from hub_stream.templating import parse_payload_template
 from schemas.timefmt import parse_utc
 
@@ -245,7 +245,7 @@ async def test_the_ledger_sees_every_batch_before_and_after_lb(lb: FakeLB) -> No
 
 
 def test_answer_status_follows_the_worst_failure() -> None:
-    from hub_stream.sync import SubscriptionOutcome
+    from hub_stream.sync.delivery import SubscriptionOutcome
 
     ok = SubscriptionOutcome("A")
     render = SubscriptionOutcome("B")
@@ -264,7 +264,7 @@ def test_answer_status_follows_the_worst_failure() -> None:
 def test_gc_is_paused_while_any_sync_decodes_and_back_after() -> None:
     import gc
 
-    from hub_stream.sync import paused_gc
+    from hub_stream.sync.delivery import paused_gc
 
     assert gc.isenabled()
     with paused_gc():

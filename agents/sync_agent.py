@@ -1,0 +1,136 @@
+"""The sync agent: the only writer of the sync cursors table.
+
+Requests on the sync request topic, keyed by the subscriber's ProgramId:
+
+- ``set_cursor`` {PublisherProgramId, SubscriptionId, LastSyncUtc} -> 204 | 404
+  (``PATCH LastSyncUtc``; see hub_stream.sync.cursors)
+- ``get_cursors`` {} -> 200 {publisher: cursor} of the live subscriptions
+- ``sync`` {ProgramId, SyncId} -> the processEvents answer. Handed to
+  ``SyncRunner`` (agents/sync_runner.py), which replies when the sync is done;
+  the agent goes straight back to its stream.
+- ``store_cursor`` {PublisherProgramId, SubscriptionId, Expected, Cursor}:
+  a running sync's progress, sent by the worker to itself; applied here as a
+  compare-and-set and acknowledged in memory (no reply record).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import faust
+
+from agents.request_agent import ping
+from agents.sync_runner import CursorWriter, SendReply, SyncRunner
+from agents.tables import cursors_table, subscriptions_table
+from hub_stream.events.log import KafkaEventSource
+from hub_stream.platform.faust_app import HubApp, HubTopics
+from hub_stream.platform.request_reply import (
+    Handler,
+    Reply,
+    Request,
+    answer,
+    decode_request,
+    encode_reply,
+)
+from hub_stream.subscriptions.records import SubscriberRecord
+from hub_stream.sync import cursors as cur
+
+logger = logging.getLogger(__name__)
+
+
+class CursorHandlers:
+    """Cursor commands over one app's cursors table (written here only)."""
+
+    def __init__(self, app: HubApp, cursors: faust.Table, subscriptions: faust.Table, writer: CursorWriter) -> None:
+        self.app = app
+        self.cursors = cursors
+        self.subscriptions = subscriptions  # read only: the subscriptions agent writes it
+        self.writer = writer
+
+    def record(self, program_id: str) -> cur.SubscriberCursors:
+        return cur.SubscriberCursors.from_json(self.cursors.get(program_id))
+
+    def subscriber(self, program_id: str) -> SubscriberRecord:
+        return SubscriberRecord.from_json(self.subscriptions.get(program_id))
+
+    def live(self, program_id: str) -> dict[str, str]:
+        """publisher -> SubscriptionId of the subscriber's existing subscriptions."""
+        return {pub: s.subscription_id for pub, s in self.subscriber(program_id).subscriptions.items()}
+
+    def store(self, program_id: str, record: cur.SubscriberCursors) -> None:
+        """Write a subscriber's cursors (must run inside this agent's stream)."""
+        self.cursors[program_id] = record.to_json()
+
+    async def set_cursor(self, request: Request) -> Reply:
+        record = self.record(request.key)
+        new, outcome = cur.set_cursor(record, request.command_id, request.body, live=self.live(request.key))
+        if new is not record:
+            self.store(request.key, new)
+        return Reply(outcome.status, outcome.body)
+
+    async def get_cursors(self, request: Request) -> Reply:
+        record = self.record(request.key)
+        return Reply(200, {s.publisher: record.cursor_of(s).to_json() for s in self.subscriber(request.key).sorted()})
+
+    async def store_cursor(self, request: Request) -> Reply:
+        sub = self.subscriber(request.key).subscriptions.get(str(request.body.get("PublisherProgramId")))
+        new, stored = cur.store_cursor(self.record(request.key), sub, request.body)
+        if stored:
+            self.store(request.key, new)
+            # The changelog record must be on the broker before the sync sends its
+            # next batch: a worker killed then must not send these rows again.
+            await self.app.producer.flush()
+        self.writer.settle(request.command_id, stored)
+        return Reply(204 if stored else 409)
+
+
+def sync_agent(app: HubApp, topics: HubTopics, handlers: Mapping[str, Handler], runner: SyncRunner) -> None:
+    """Register the agent: "sync" goes to ``runner``; every other kind is answered in the stream."""
+    kinds: dict[str, Handler] = {"ping": ping, **handlers}
+    replies = topics.replies
+
+    async def send_reply(request: Request, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        # force=True: send now, not when the request's offset is committed.
+        await replies.send(key=(request.reply_to or "").encode(), value=value, partition=request.reply_partition, headers=headers, force=True)
+
+    def reply_to(request: Request) -> SendReply:
+        async def reply(result: Reply) -> None:
+            if request.reply_to and request.reply_partition is not None:
+                value, headers = encode_reply(request, result)
+                await send_reply(request, value, headers)
+
+        return reply
+
+    async def unknown(request: Request) -> Reply:
+        return Reply(400, {"error": "unknown_request", "message": f"No handler for {request.kind!r}."})
+
+    async def serve(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                request = decode_request(event.key, event.value, message.headers, partition=message.partition, offset=message.offset)
+            except ValueError as exc:
+                logger.warning("skipping malformed request on %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc)
+                continue
+            if request.kind == "sync":
+                runner.start(request, reply_to(request))
+            else:
+                await answer(request, kinds.get(request.kind, unknown), send_reply)
+
+    app.agent(topics.sync_requests, name="sync")(serve)
+
+
+def register(app: HubApp, topics: HubTopics) -> CursorHandlers:
+    writer = CursorWriter(topics.sync_requests, timeout_s=app.hub_settings.request_timeout_s)
+    cursors = CursorHandlers(app, cursors_table(app), subscriptions_table(app), writer)
+    runner = SyncRunner(app, cursors.cursors, cursors.subscriptions, KafkaEventSource(app.hub_settings), writer)
+    handlers: dict[str, Handler] = {
+        "set_cursor": cursors.set_cursor,
+        "get_cursors": cursors.get_cursors,
+        "store_cursor": cursors.store_cursor,
+    }
+    sync_agent(app, topics, handlers, runner)
+    app.on_partitions_revoked.connect(runner.on_partitions_revoked)
+    app.on_before_shutdown.connect(runner.on_shutdown)
+    return cursors

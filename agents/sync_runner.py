@@ -1,0 +1,389 @@
+"""processEvents in a worker: one program's sync, run beside the sync agent.
+
+The sync agent (agents/sync_agent.py) hands each "sync" request to ``SyncRunner``
+and goes back to its stream at once: a sync may take minutes (LB answers
+slowly, 100k rows), and an agent busy with one request serves no other —
+no ``PATCH LastSyncUtc`` within its 10 s timeout, no other program's sync —
+and Faust waits for it before any rebalance can finish. The runner's task
+replies to the caller itself when the sync is done.
+
+The cursors table keeps a single writer: the task never writes it. Each
+cursor change is a ``store_cursor`` record on the sync request topic, on the
+request's own partition, applied by the agent inside its stream (where Faust
+table writes belong) as a compare-and-set, flushed to the changelog, and
+acknowledged to the waiting task in memory (``CursorWriter``). The task sends
+the next batch to LB only after that acknowledgement.
+
+Two syncs of one program never overlap: its requests all arrive on one
+partition, so one worker; a lock per program serializes them there; and when
+a rebalance revokes the partition, the worker stops its syncs of it before the
+new owner can start one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import faust
+from aiokafka.errors import KafkaError
+
+from hub_stream.access.programs import Program, get_program
+from hub_stream.events.log import EventLogError
+from hub_stream.platform import db, metrics
+from hub_stream.platform.faust_app import HubApp
+from hub_stream.platform.request_reply import Reply, Request, encode_request
+from hub_stream.subscriptions.records import SubscriberRecord, Subscription
+from hub_stream.sync import ledger
+from hub_stream.sync.cursors import SubscriberCursors, SyncCursor
+from hub_stream.sync.delivery import (
+    EventSource,
+    ProgressNotRecorded,
+    SubscriptionOutcome,
+    SyncJob,
+    sync_answer,
+    sync_subscription,
+)
+from hub_stream.sync.lb_client import BatchOutcome, CreateBatchClient, LbTarget
+from hub_stream.sync.plan import PlannedBatch
+from hub_stream.templating import PayloadTemplateError, parse_payload_template
+
+logger = logging.getLogger(__name__)
+
+STOP_GRACE_S = 2.0
+"""A sync asked to stop may finish the batch it is sending for this long; then it is cancelled."""
+SETTLE_ACCEPTED = "LB accepted this batch (the cursor recorded it); the worker stopped before the ledger was updated."
+SETTLE_UNANSWERED = (
+    "The worker stopped before LB's answer was recorded: the next sync sent these rows again,"
+    " so LB may hold them twice (check its Recent Imports for this file name)."
+)
+
+SendReply = Callable[[Reply], Awaitable[None]]
+
+
+class CursorWriter:
+    """Cursor writes of running syncs, applied by the sync agent (the table's only writer).
+
+    ``store`` puts a ``store_cursor`` record on the request's partition of the
+    sync request topic and waits until the agent has applied it and flushed
+    the changelog (``settle``), or raises ProgressNotRecorded after the timeout.
+    """
+
+    def __init__(self, topic: faust.TopicT, *, timeout_s: float) -> None:
+        self._topic = topic
+        self._timeout_s = timeout_s
+        self._waiting: dict[str, asyncio.Future[bool]] = {}
+
+    async def store(
+        self, program_id: str, partition: int | None, sub: Subscription, expected: SyncCursor, new: SyncCursor
+    ) -> bool:
+        write_id = f"cursor-{uuid.uuid4().hex}"
+        body = {
+            "PublisherProgramId": sub.publisher,
+            "SubscriptionId": sub.subscription_id,
+            "Expected": expected.to_json(),
+            "Cursor": new.to_json(),
+        }
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting[write_id] = future
+        try:
+            # No reply headers: the agent answers through ``settle``, in this process.
+            await self._topic.send(
+                key=program_id.encode(), value=encode_request("store_cursor", body, write_id), partition=partition, force=True
+            )
+            return await asyncio.wait_for(future, self._timeout_s)
+        except TimeoutError:
+            raise ProgressNotRecorded(f"the sync agent did not apply the cursor write within {self._timeout_s:g} s") from None
+        except KafkaError as exc:
+            raise ProgressNotRecorded(f"the cursor write could not be sent: {exc}") from None
+        finally:
+            self._waiting.pop(write_id, None)
+
+    def settle(self, write_id: str, stored: bool) -> None:
+        """Called by the agent once the write is applied (or refused); a write of another worker's is ignored."""
+        future = self._waiting.get(write_id)
+        if future is not None and not future.done():
+            future.set_result(stored)
+
+
+class LedgerBatches:
+    """The ledger rows of one subscription's batches in one sync (hub_stream.sync.delivery.BatchLog)."""
+
+    def __init__(self, pool: asyncpg.Pool, sync_id: str, publisher: str) -> None:
+        self._pool = pool
+        self._sync_id = sync_id
+        self._publisher = publisher
+
+    async def sending(self, batch: PlannedBatch) -> int:
+        return await ledger.batch_sending(
+            self._pool,
+            self._sync_id,
+            publisher_program_id=self._publisher,
+            import_process_id=batch.import_process_id,
+            row_count=len(batch.rows),
+            first_offset=batch.first_offset,
+            last_offset=batch.last_offset,
+        )
+
+    async def answered(self, seq: int, batch: PlannedBatch, outcome: BatchOutcome, *, note: str | None = None) -> None:
+        await ledger.batch_answered(
+            self._pool,
+            self._sync_id,
+            seq,
+            status="accepted" if outcome.ok else "rejected",
+            lb_status=outcome.status,
+            lb_message=note or outcome.message,
+            batch_id=outcome.batch_id,
+            batch_url=outcome.batch_url,
+        )
+
+
+@dataclass
+class RunningSync:
+    program_id: str
+    sync_id: str
+    partition: int | None
+    stopping: bool = False
+
+
+def _now_ms() -> datetime:
+    """Now, to the millisecond: what the contract shows, so cursors compare equal after a round trip."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _target(program: Program) -> LbTarget:
+    assert program.lb_base_url and program.lb_api_key
+    return LbTarget(
+        program.lb_base_url,
+        program.lb_api_key.get_secret_value(),
+        creation_path=program.creation_path,
+        success_email=program.success_email,
+        failure_email=program.failure_email,
+    )
+
+
+class SyncRunner:
+    """Runs "sync" requests as tasks beside the sync agent; at most one per program at a time."""
+
+    def __init__(
+        self, app: HubApp, cursors: faust.Table, subscriptions: faust.Table, source: EventSource, writer: CursorWriter
+    ) -> None:
+        self._app = app
+        self._cursors = cursors  # read only here: the agent writes it
+        self._subscriptions = subscriptions  # read only: the subscriptions agent writes it
+        self._source = source
+        self._writer = writer
+        self._requests_topic = app.hub_settings.topic("sync.requests")
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._running: dict[asyncio.Task[None], RunningSync] = {}
+        self._pool: asyncpg.Pool | None = None
+        self._lb: CreateBatchClient | None = None
+
+    # --- lifecycle ---------------------------------------------------------
+    def start(self, request: Request, reply: SendReply) -> None:
+        """Start the sync of ``request`` in its own task; ``reply`` is called when it is done."""
+        program_id = str(request.body.get("ProgramId") or request.key)
+        sync_id = str(request.body.get("SyncId") or request.command_id)
+        running = RunningSync(program_id, sync_id, request.partition)
+        # A fresh context: nothing of the agent's current event (Faust's attachments) leaks in.
+        task = asyncio.get_running_loop().create_task(
+            self._run(running, reply), name=f"sync {sync_id}", context=contextvars.Context()
+        )
+        self._running[task] = running
+        task.add_done_callback(self._running.pop)
+
+    async def stop(self, partitions: set[int] | None = None) -> None:
+        """Stop the syncs of these request partitions (None: all): between batches, else cancelled."""
+        tasks = [t for t, r in self._running.items() if partitions is None or r.partition in partitions]
+        if not tasks:
+            return
+        for task in tasks:
+            self._running[task].stopping = True
+        _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=STOP_GRACE_S)
+        logger.warning("stopped %d running sync(s) (%d cancelled mid-batch)", len(tasks), len(pending))
+
+    async def on_partitions_revoked(self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        """Stop syncs whose program may move to another worker, before it can start one there.
+
+        Faust's signal: ``(app, revoked: set[TopicPartition], signal=...)``.
+        """
+        revoked = args[0] if args else kwargs.get("revoked", ())
+        await self.stop({tp.partition for tp in revoked if tp.topic == self._requests_topic})
+
+    async def on_shutdown(self, sender: Any = None, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        await self.stop()
+        if self._lb is not None:
+            await self._lb.close()
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def _resources(self) -> tuple[asyncpg.Pool, CreateBatchClient]:
+        if self._pool is None:
+            self._pool = await db.create_pool(self._app.hub_settings)
+        if self._lb is None:
+            self._lb = CreateBatchClient(self._app.hub_settings)  # one ClientSession per process
+        return self._pool, self._lb
+
+    async def _run(self, running: RunningSync, reply: SendReply) -> None:
+        try:
+            lock = self._locks.setdefault(running.program_id, asyncio.Lock())
+            async with lock:
+                answer = await self._sync(running) if not running.stopping else _interrupted(running)
+        except asyncio.CancelledError:
+            await self._close_cancelled(running, reply)
+            raise
+        except Exception:
+            logger.exception("sync %s of %s failed", running.sync_id, running.program_id)
+            answer = Reply(500, {"error": "internal_error", "message": "The worker failed on this sync; see its log.", "details": {"SyncId": running.sync_id}})
+        await reply(answer)
+
+    async def _close_cancelled(self, running: RunningSync, reply: SendReply) -> None:
+        """Best effort, bounded: tell the caller and the ledger that this sync stopped mid-way."""
+        answer = _interrupted(running)
+        try:
+            async with asyncio.timeout(STOP_GRACE_S):
+                await reply(answer)
+                if self._pool is not None:
+                    await ledger.finish_sync(
+                        self._pool, running.sync_id, finished=_now_ms(), status="interrupted", http_status=answer.status, result=answer.body
+                    )
+        except Exception:
+            logger.warning("could not record the interruption of sync %s", running.sync_id, exc_info=True)
+
+    # --- one program ---------------------------------------------------------
+    async def _sync(self, running: RunningSync) -> Reply:
+        program_id, sync_id = running.program_id, running.sync_id
+        pool, lb = await self._resources()
+        started = _now_ms()
+        clock = time.perf_counter()
+        program = await get_program(pool, program_id)
+        if program is None or not program.lb_configured:
+            code = "unknown_program" if program is None else "program_not_configured"
+            return Reply(404 if program is None else 422, {"error": code, "message": f"Program {program_id!r} cannot be synced ({code}).", "details": {"ProgramId": program_id}})
+        fresh = await ledger.start_sync(pool, sync_id, program_id, started)
+        await self._settle_interrupted(pool, program_id, sync_id, rerun=not fresh)
+        record = SubscriberRecord.from_json(self._subscriptions.get(program_id))
+        target = _target(program)
+        outcomes = [
+            await self._sync_one(running, sub, started, lb, target, pool) for sub in record.sorted() if sub.sync_enabled
+        ]
+        finished = _now_ms()
+        for o in outcomes:
+            logger.info(
+                "sync %s of %s <- %s: %s, window %s, %d event(s), %d row(s) imported, %d batch(es); %s",
+                sync_id,
+                program_id,
+                o.publisher,
+                o.error_code or "ok",
+                f"[{o.window[0]}, {o.window[1]})" if o.window else "-",
+                o.events,
+                o.imported,
+                len(o.batches),
+                ", ".join(f"{phase} {s * 1000:.0f} ms" for phase, s in o.seconds.items()),
+                extra={"program_id": program_id, "sync_id": sync_id},
+            )
+        status, body = sync_answer(program_id, sync_id, started, finished, outcomes)
+        await ledger.finish_sync(pool, sync_id, finished=finished, status="ok" if status == 200 else "failed", http_status=status, result=body)
+        metrics.SYNCS.labels("ok" if status == 200 else "failed").inc()
+        logger.info(
+            "sync %s of %s: %d subscription(s), %d row(s) imported, answer %d in %.2f s",
+            sync_id,
+            program_id,
+            len(outcomes),
+            sum(o.imported for o in outcomes),
+            status,
+            time.perf_counter() - clock,
+            extra={"program_id": program_id, "sync_id": sync_id},
+        )
+        return Reply(status, body)
+
+    async def _settle_interrupted(self, pool: asyncpg.Pool, program_id: str, sync_id: str, *, rerun: bool) -> None:
+        """Close what a dead worker left ``running``/``sending``, judged by the cursors it had stored."""
+        unsettled = await ledger.unsettled_batches(pool, program_id, None if rerun else sync_id)
+        cursors = SubscriberCursors.from_json(self._cursors.get(program_id))
+        subs = SubscriberRecord.from_json(self._subscriptions.get(program_id)).subscriptions
+        settled: dict[tuple[str, int], tuple[str, str]] = {}
+        for b in unsettled:
+            sub = subs.get(b.publisher_program_id)
+            cursor = cursors.cursor_of(sub) if sub is not None else None
+            covered = cursor is not None and (
+                (cursor.next_offset is not None and b.last_offset < cursor.next_offset)
+                or cursor.delivered.get(b.import_process_id, -1) >= b.last_offset
+            )
+            settled[(b.sync_id, b.seq)] = ("accepted", SETTLE_ACCEPTED) if covered else ("unanswered", SETTLE_UNANSWERED)
+        closed = await ledger.close_interrupted(pool, program_id, sync_id, finished=_now_ms(), settled=settled)
+        if closed or settled:
+            logger.warning(
+                "sync %s of %s: closed %d interrupted sync(s), settled %d batch(es) sent without a recorded answer",
+                sync_id,
+                program_id,
+                closed,
+                len(settled),
+                extra={"program_id": program_id, "sync_id": sync_id},
+            )
+
+    async def _sync_one(
+        self, running: RunningSync, sub: Subscription, started: datetime, lb: CreateBatchClient, target: LbTarget, pool: asyncpg.Pool
+    ) -> SubscriptionOutcome:
+        program_id = running.program_id
+        cursor = SubscriberCursors.from_json(self._cursors.get(program_id)).cursor_of(sub)
+        try:
+            template = parse_payload_template(sub.template, import_process_id=sub.import_process_id)
+        except PayloadTemplateError as exc:  # stored templates were validated; be safe all the same
+            outcome = SubscriptionOutcome(sub.publisher, last_sync_utc=cursor.last_sync_utc)
+            outcome.fail("render_failed", f"The stored template cannot be used: {exc}")
+            return outcome
+        registered = None
+        if cursor.next_offset is None and cursor.from_time is None:
+            publisher = await get_program(pool, sub.publisher)
+            registered = publisher.created_utc if publisher is not None else None
+
+        async def store(expected: SyncCursor, new: SyncCursor) -> bool:
+            return await self._writer.store(program_id, running.partition, sub, expected, new)
+
+        try:
+            return await sync_subscription(
+                SyncJob(sub.publisher, template, cursor, registered),
+                source=self._source,
+                lb=lb,
+                target=target,
+                started=started,
+                row_cap=self._app.hub_settings.lb_batch_row_cap,
+                store=store,
+                batches=LedgerBatches(pool, running.sync_id, sub.publisher),
+                should_stop=lambda: running.stopping,
+            )
+        except (EventLogError, KafkaError) as exc:
+            outcome = SubscriptionOutcome(sub.publisher, last_sync_utc=cursor.last_sync_utc)
+            outcome.fail("events_unavailable", f"hub.events could not be read: {exc}; nothing was lost, call again.")
+            return outcome
+        except Exception:
+            logger.exception("sync %s: subscription to %s failed", running.sync_id, sub.publisher)
+            outcome = SubscriptionOutcome(sub.publisher, last_sync_utc=cursor.last_sync_utc)
+            outcome.fail("internal_error", "The worker failed on this subscription; see its log. Its cursor did not move.")
+            return outcome
+
+
+def _interrupted(running: RunningSync) -> Reply:
+    return Reply(
+        503,
+        {
+            "error": "sync_interrupted",
+            "message": "The sync was stopped (the worker is shutting down or handing the program to another worker);"
+            " nothing is lost: call processEvents again.",
+            "details": {"ProgramId": running.program_id, "SyncId": running.sync_id},
+        },
+    )

@@ -1,0 +1,218 @@
+"""`hub dev`: broker, database, migrations, worker and API in one command.
+
+With no HUB_KAFKA_BOOTSTRAP it starts Tansu on a free loopback port; with no
+HUB_DATABASE_URL it starts embedded PostgreSQL with its data in
+``{HUB_DATA_DIR}/postgres``. The worker and the API run as child processes
+(the same `hub worker` and `hub api` as in production). SIGINT or SIGTERM
+stops everything it started, children first, within 10 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from hub_stream.access import keys
+from hub_stream.local.embedded import (
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    free_port,
+    start_postgres,
+    start_tansu,
+    wait_for_port,
+)
+from hub_stream.platform import db
+from hub_stream.platform.settings import HubSettings
+from hub_stream.platform.topics import ensure_topics
+
+READY_TIMEOUT_S = 90.0
+CHILD_STOP_S = 6.0
+
+
+def _die_with_parent() -> None:
+    """Child-side: get SIGTERM if `hub dev` itself dies (Linux), so nothing is left behind."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return _spawn_module("hub_stream.cli", [command], env)
+
+
+def _spawn_module(module: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C reaches `hub dev` only; it stops children in order
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+    )
+
+
+def _wait_ready(url: str, children: list[subprocess.Popen[bytes]], stop: StopFlag) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline and not stop.is_set():
+        if any(c.poll() is not None for c in children):
+            return False
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=5) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        stop.wait(0.25)
+    return False
+
+
+async def _prepare_database(dsn: str) -> str | None:
+    """Migrate; on a database with no key at all, create and return a system key."""
+    import asyncpg
+
+    await db.migrate(dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        if await keys.count_active_keys(conn) == 0:
+            new = await keys.create_key(conn, system=True)
+            return f"{new.user_id}:{new.api_key}"
+        return None
+    finally:
+        await conn.close()
+
+
+class StopFlag:
+    """Set by the signal handler; waited on by the main loop.
+
+    Not a ``threading.Event``: its ``set()`` takes the lock that its own
+    ``wait()`` holds, so a signal landing inside ``wait()`` deadlocked
+    `hub dev` for good (seen: Ctrl-C during start-up, the handler stuck in
+    ``Event.set``). A plain attribute and short sleeps need no lock.
+    """
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not self._set:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(left, 0.05))
+        return self._set
+
+
+def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
+    started = time.monotonic()
+    stop = StopFlag()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    data_dir = settings.data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    broker: EmbeddedBroker | None = None
+    postgres: EmbeddedPostgres | None = None
+    children: list[subprocess.Popen[bytes]] = []
+    env = {k: v for k, v in os.environ.items()}
+    env["HUB_DATA_DIR"] = str(data_dir)
+    try:
+        if settings.kafka_bootstrap:
+            bootstrap = settings.kafka_bootstrap
+        else:
+            broker = start_tansu(log_path=data_dir / "tansu.log")
+            bootstrap = broker.bootstrap
+        if settings.database_url is not None:
+            dsn = settings.database_url.get_secret_value()
+        else:
+            postgres = start_postgres(data_dir / "postgres")
+            dsn = postgres.dsn
+        env["HUB_KAFKA_BOOTSTRAP"] = bootstrap
+        env["HUB_DATABASE_URL"] = dsn
+        effective = settings.model_copy(update={"kafka_bootstrap": bootstrap})
+        bootstrap_key = asyncio.run(_prepare_database(dsn))
+        asyncio.run(ensure_topics(effective))
+        if stop.is_set():
+            return 130
+        if fake_lb:
+            lb_port = free_port()
+            lb_key = secrets.token_urlsafe(16)
+            children.append(_spawn_module("hub_stream.local.lb_standin", ["--port", str(lb_port), "--api-key", lb_key], env))
+            env["HUB_DEV_LB_BASE_URL"] = f"http://127.0.0.1:{lb_port}"
+            env["HUB_DEV_LB_API_KEY"] = lb_key
+            wait_for_port("127.0.0.1", lb_port, 10.0)
+        children.append(_spawn("worker", env))
+        children.append(_spawn("api", env))
+        url = f"http://{_display_host(settings.api_host)}:{settings.api_port}"
+        if not _wait_ready(url, children, stop):
+            if stop.is_set():
+                return 130
+            print(f"hub dev: the hub did not become ready; see the logs above ({url}/readyz)", file=sys.stderr)
+            return 1
+        print(f"hub dev: ready in {time.monotonic() - started:.1f} s", flush=True)
+        print(f"  API:     {url}", flush=True)
+        print(f"  Kafka:   {bootstrap}{' (embedded Tansu, in memory)' if broker else ''}", flush=True)
+        print(f"  Data:    {data_dir}", flush=True)
+        if fake_lb:
+            print(f"  Fake LB: {env['HUB_DEV_LB_BASE_URL']} (programs registered without LbBaseUrl use it;"
+                  f" GET {env['HUB_DEV_LB_BASE_URL']}/_fake/batches shows what it received)", flush=True)
+        if bootstrap_key:
+            print("  A system key was created for this fresh install (shown only now):", flush=True)
+            print(f"    {bootstrap_key}", flush=True)
+            print(f"    e.g. curl -u '{bootstrap_key}' {url}/api/programs", flush=True)
+        print("  Ctrl-C stops everything.", flush=True)
+        while not stop.is_set():
+            dead = [c for c in children if c.poll() is not None]
+            if dead:
+                print(f"hub dev: a child process exited ({dead[0].args[2]}, pid {dead[0].pid}); stopping", file=sys.stderr)
+                return 1
+            stop.wait(0.5)
+        return 0
+    finally:
+        _stop_all(children, postgres, broker)
+
+
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host
+
+
+def _stop_all(
+    children: list[subprocess.Popen[bytes]],
+    postgres: EmbeddedPostgres | None,
+    broker: EmbeddedBroker | None,
+) -> None:
+    """Children first (they need the broker to leave the group), then PostgreSQL, then Tansu."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + CHILD_STOP_S
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(2)
+    if postgres is not None:
+        postgres.stop()
+    if broker is not None:
+        broker.stop(timeout_s=1.0)
+

@@ -1,0 +1,178 @@
+"""Sync cursors: where a subscription's next sync starts (the cursors table value).
+
+The sync agent is the only writer of the cursors table; key = subscriber
+ProgramId, value = ``SubscriberCursors``: one ``SyncCursor`` per publisher,
+plus the outcomes of the last cursor commands (idempotency, as in
+hub_stream.subscriptions.records).
+
+A cursor belongs to one subscription (``subscription_id``: the id of the
+command that created it). A cursor whose id is not the live subscription's
+is a leftover of a deleted one and is ignored: the subscription then starts
+where its creation said (``Subscription.start_utc``, None = the publisher's
+first event). So creating and deleting a subscription never needs the sync
+agent, and a subscription created again never inherits an old cursor.
+
+``PATCH LastSyncUtc = T`` sets ``from_time = T`` and forgets the offset: the
+next sync starts at the first offset whose record timestamp (= CreatedUtc) is
+>= T, found by binary search (hub_stream.event_log.offset_at_time;
+offsets_for_times is wrong on Tansu, BROKER-FACTS.md). ``last_sync_utc`` shows
+T until a sync succeeds.
+
+A running sync writes its progress with ``store_cursor``: a compare-and-set
+against the cursor the sync started from (or last wrote), so a ``PATCH
+LastSyncUtc`` applied meanwhile is never overwritten by a sync that read the
+cursor before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from hub_stream.subscriptions.records import CommandLog, Outcome, Subscription
+from schemas.timefmt import format_utc, parse_utc
+
+
+@dataclass(frozen=True)
+class SyncCursor:
+    """Where one subscription's next sync starts."""
+
+    subscription_id: str
+    next_offset: int | None = None  # None: from the start of the publisher's partition
+    from_time: datetime | None = None  # deliver only events with CreatedUtc >= this
+    last_sync_utc: datetime | None = None  # what GET shows as LastSyncUtc
+    delivered: Mapping[int, int] = field(default_factory=dict)  # importProcessId -> last offset LB accepted
+
+    @classmethod
+    def starting_at(cls, subscription_id: str, start: datetime | None) -> SyncCursor:
+        """A cursor that delivers from ``start`` (None: from the publisher's first event)."""
+        return cls(subscription_id, next_offset=None, from_time=start, last_sync_utc=start)
+
+    def in_window(self, start: int, delivered: Mapping[int, int]) -> SyncCursor:
+        """The same window, its start resolved to ``start``, with ``delivered`` accepted by LB so far."""
+        return replace(self, next_offset=start, from_time=None, delivered=dict(delivered))
+
+    def advanced(self, end: int, started: datetime) -> SyncCursor:
+        """After a sync in which LB accepted every row up to offset ``end``."""
+        return replace(self, next_offset=end, from_time=None, last_sync_utc=started, delivered={})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "SubscriptionId": self.subscription_id,
+            "NextOffset": self.next_offset,
+            "FromTime": format_utc(self.from_time) if self.from_time else None,
+            "LastSyncUtc": format_utc(self.last_sync_utc) if self.last_sync_utc else None,
+            "Delivered": {str(k): v for k, v in sorted(self.delivered.items())},
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> SyncCursor:
+        return cls(
+            subscription_id=doc["SubscriptionId"],
+            next_offset=doc.get("NextOffset"),
+            from_time=parse_utc(doc["FromTime"]) if doc.get("FromTime") else None,
+            last_sync_utc=parse_utc(doc["LastSyncUtc"]) if doc.get("LastSyncUtc") else None,
+            delivered={int(k): int(v) for k, v in (doc.get("Delivered") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class SubscriberCursors:
+    """The cursors table value of one subscriber."""
+
+    cursors: Mapping[str, SyncCursor] = field(default_factory=dict)
+    log: CommandLog = field(default_factory=CommandLog)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "Cursors": {pub: c.to_json() for pub, c in sorted(self.cursors.items())},
+            "Applied": self.log.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> SubscriberCursors:
+        if not doc:
+            return cls()
+        cursors = {pub: SyncCursor.from_json(c) for pub, c in (doc.get("Cursors") or {}).items()}
+        return cls(cursors, CommandLog.from_json(doc.get("Applied")))
+
+    def cursor_of(self, sub: Subscription) -> SyncCursor:
+        """The cursor of ``sub``: the stored one if it is this subscription's, else its start."""
+        stored = self.cursors.get(sub.publisher)
+        if stored is not None and stored.subscription_id == sub.subscription_id:
+            return stored
+        start = parse_utc(sub.start_utc) if sub.start_utc else None
+        return SyncCursor.starting_at(sub.subscription_id, start)
+
+    def last_sync_text(self, sub: Subscription) -> str | None:
+        moment = self.cursor_of(sub).last_sync_utc
+        return format_utc(moment) if moment else None
+
+    def with_cursor(self, publisher: str, cursor: SyncCursor) -> SubscriberCursors:
+        return replace(self, cursors={**self.cursors, publisher: cursor})
+
+    def pruned(self, live: Mapping[str, str]) -> SubscriberCursors:
+        """Without cursors of subscriptions that no longer exist (``live``: publisher -> id)."""
+        kept = {p: c for p, c in self.cursors.items() if live.get(p) == c.subscription_id}
+        return self if len(kept) == len(self.cursors) else replace(self, cursors=kept)
+
+
+def set_cursor(
+    record: SubscriberCursors,
+    command_id: str,
+    body: Mapping[str, Any],
+    *,
+    live: Mapping[str, str],
+) -> tuple[SubscriberCursors, Outcome]:
+    """Move a subscription's cursor to ``LastSyncUtc`` (None: the publisher's first event).
+
+    Body: ``PublisherProgramId``, ``SubscriptionId``, ``LastSyncUtc``. ``live``
+    maps each existing subscription's publisher to its id: a cursor for a
+    subscription deleted meanwhile is not stored (404), and leftovers are
+    pruned. A command applied before returns ``record`` itself and its first outcome.
+    """
+    seen = record.log.outcome_of(command_id)
+    if seen is not None:
+        return record, seen
+    publisher = body["PublisherProgramId"]
+    subscription_id = body["SubscriptionId"]
+    if live.get(publisher) != subscription_id:
+        outcome = Outcome(
+            404,
+            {
+                "error": "subscription_not_found",
+                "message": f"The subscription to {publisher!r} was deleted or replaced meanwhile; its cursor was not moved.",
+                "details": {"PublisherProgramId": publisher},
+            },
+        )
+        new = record.pruned(live)
+    else:
+        text = body.get("LastSyncUtc")
+        start = parse_utc(text) if text else None
+        new = record.pruned(live).with_cursor(publisher, SyncCursor.starting_at(subscription_id, start))
+        outcome = Outcome(204)
+    return replace(new, log=new.log.recording(command_id, outcome)), outcome
+
+
+def store_cursor(
+    record: SubscriberCursors, sub: Subscription | None, body: Mapping[str, Any]
+) -> tuple[SubscriberCursors, bool]:
+    """Compare-and-set a subscription's cursor, as a running sync does after each batch.
+
+    Body: ``PublisherProgramId``, ``SubscriptionId``, ``Expected`` (the cursor
+    the sync believes is stored, JSON), ``Cursor`` (the new one, JSON). ``sub``
+    is the live subscription to that publisher (None if deleted). Stored only
+    when ``sub`` is still the sync's subscription and its cursor is still
+    ``Expected``; otherwise ``record`` is returned unchanged with False. A
+    redelivered write finds the cursor already moved and changes nothing.
+    """
+    if sub is None or sub.subscription_id != body.get("SubscriptionId"):
+        return record, False
+    if record.cursor_of(sub).to_json() != body.get("Expected"):
+        return record, False
+    new = SyncCursor.from_json(body["Cursor"])
+    if new.subscription_id != sub.subscription_id:
+        return record, False
+    return record.with_cursor(sub.publisher, new), True
