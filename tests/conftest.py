@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -53,7 +55,7 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def database_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_dsn() -> Iterator[str]:
     given = os.environ.get("HUB_TEST_DATABASE_URL")
     if given:
         dsn = given
@@ -65,9 +67,17 @@ def database_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         dsn = container.get_connection_url(driver=None)
         stop = container.stop
     else:
-        server = start_postgres(tmp_path_factory.mktemp("pg") / "data")
+        # Not under pytest's own temp root: another pytest session on the
+        # machine resets that root to mode 0700, and PostgreSQL runs as a
+        # system user that then cannot reach its data directory.
+        pg_root = Path(tempfile.mkdtemp(prefix="hub-test-pg-"))
+        pg_root.chmod(0o755)
+        server = start_postgres(pg_root / "data")
         dsn = server.dsn
-        stop = server.stop
+
+        def stop() -> None:
+            server.stop()
+            shutil.rmtree(pg_root, ignore_errors=True)
     asyncio.run(db.migrate(dsn))
     try:
         yield dsn
