@@ -78,7 +78,9 @@ def to_operand(value: Any, argument: str) -> Number:
     if isinstance(value, bool):
         raise HelperError(f"{'True' if value else 'False'} cannot be converted to an int, long or double", argument)
     if isinstance(value, int):
-        return value if INT64_MIN <= value <= INT64_MAX else float(value)
+        if INT64_MIN <= value <= INT64_MAX:
+            return value
+        return float(value) if abs(value) < 2**1024 else (math.inf if value > 0 else -math.inf)
     if isinstance(value, float):
         return value
     if isinstance(value, str):
