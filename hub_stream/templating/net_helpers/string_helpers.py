@@ -101,22 +101,16 @@ def contains(value: str | None, test: str | None) -> bool:
     return _need(test, "test") in _need(value, "value")
 
 
-@net_helper("String.Ellipsis", "value:text length:int")
-def ellipsis(value: str | None, length: int) -> str | None:
+def _cut(value: str | None, length: int, suffix: str) -> str | None:
     if length < 0:
         raise HelperError("must not be negative", "length")
     if not value or len(value) <= length:
         return value
-    return value[:length] + "..."
+    return value[:length] + suffix
 
 
-@net_helper("String.Truncate", "value:text length:int")
-def truncate(value: str | None, length: int) -> str | None:
-    if length < 0:
-        raise HelperError("must not be negative", "length")
-    if not value or len(value) <= length:
-        return value
-    return value[:length]
+net_helper("String.Ellipsis", "value:text length:int")(lambda value, length: _cut(value, length, "..."))
+net_helper("String.Truncate", "value:text length:int")(lambda value, length: _cut(value, length, ""))
 
 
 # StringComparison: CurrentCulture, CurrentCultureIgnoreCase, InvariantCulture,
