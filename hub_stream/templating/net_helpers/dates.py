@@ -188,6 +188,7 @@ _PATTERNS = [
     re.compile(r"(?:[A-Za-z]{3,9},?\s+)?(?P<d>\d{1,2})\s+(?P<mn>" + _MONTH + r")[a-z]*\.?,?\s+(?P<y>\d{4})(?:\s+" + _TIME + r")?" + _ZONE, re.IGNORECASE),
     re.compile(r"(?:[A-Za-z]{3,9},?\s+)?(?P<mn>" + _MONTH + r")[a-z]*\.?\s+(?P<d>\d{1,2}),?\s+(?P<y>\d{4})(?:\s+" + _TIME + r")?" + _ZONE, re.IGNORECASE),
 ]
+_TIME_FIRST = re.compile(_TIME + r"\s+(?P<y>\d{4})-(?P<mo>\d{1,2})-(?P<d>\d{1,2})" + _ZONE, re.IGNORECASE)
 MAX_DATE_TEXT = 100
 
 
@@ -226,6 +227,9 @@ def parse_datetime(text: str) -> NetDateTime:
             if m is not None:
                 return _build(m.groupdict(), text)
         m = re.fullmatch(r"(?P<y>\d{4})-(?P<mo>\d{1,2})-(?P<d>\d{1,2})\s+(?P<h>\d{1,2})\s*(?P<ampm>[AaPp][Mm])", s)
+        if m is not None:
+            return _build(m.groupdict(), text)
+        m = _TIME_FIRST.fullmatch(s)  # "1:15:30 2000-02-01": .NET takes the time before the date too
         if m is not None:
             return _build(m.groupdict(), text)
     raise HelperError(f"{text[:40]!r} is not a date DateTime.Parse reads here")

@@ -9,7 +9,6 @@ from typing import Any
 from hub_stream.templating.net_helpers.core import net_helper
 from hub_stream.templating.net_helpers.errors import HelperError
 from hub_stream.templating.net_helpers.numbers import to_double
-from hub_stream.templating.values import UNDEFINED
 
 
 def _need(values: list[Any] | None) -> list[Any]:
@@ -79,8 +78,12 @@ def _page(values: list[Any] | None, page: int, per_page: int) -> list[Any]:
 def _select(values: list[Any] | None, name: str | None, skip_nulls: bool) -> list[Any]:
     if not name:
         raise HelperError("must not be null or empty", "propertyName")
-    picked = [item.get(name) if isinstance(item, dict) else None for item in _need(values)]
-    picked = [None if v is UNDEFINED else v for v in picked]
+    path = name.split(".")  # "B.Num": a nested property, as the library's reflection reads it
+    picked = []
+    for item in _need(values):
+        for key in path:
+            item = item.get(key) if isinstance(item, dict) else None
+        picked.append(item)
     return [v for v in picked if v is not None] if skip_nulls else picked
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from hub_stream.templating import TemplateRenderError, compile_template
 from hub_stream.templating.net_helpers import count_by_category
+from hub_stream.templating.net_helpers.dates import NetDateTime
 from hub_stream.templating.net_helpers.datetime_helpers import CLOCK
 
 NOW = datetime(2020, 4, 15, 23, 59, 58, tzinfo=UTC)
@@ -234,3 +235,84 @@ def test_errors_name_the_helper_and_the_argument(template: str, context: Any, me
     with pytest.raises(TemplateRenderError) as info:
         render(template, context)
     assert message in str(info.value)
+
+
+# DateTimeHelpersTests.Add / Add_With_DatePart: "2000-01-01 00:00:00" plus an increment, by .NET ticks.
+ADD_TICKS = {
+    ("years", -1): 630507456000000000, ("years", 1): 631139040000000000,
+    ("months", -1): 630796032000000000, ("months", 1): 630849600000000000,
+    ("days", -1): 630821952000000000, ("days", 1): 630823680000000000,
+    ("hours", -1): 630822780000000000, ("hours", 1): 630822852000000000,
+    ("minutes", -1): 630822815400000000, ("minutes", 1): 630822816600000000,
+    ("seconds", -1): 630822815990000000, ("seconds", 1): 630822816010000000,
+    ("milliseconds", -1): 630822815999990000, ("milliseconds", 1): 630822816000010000,
+    ("ticks", -1): 630822815999999999, ("ticks", 1): 630822816000000001,
+}  # fmt: skip
+START_TICKS = 630822816000000000
+
+
+@pytest.mark.parametrize(("part", "increment"), [*ADD_TICKS, ("days", 0)])
+def test_date_additions_land_on_the_librarys_ticks(part: str, increment: int) -> None:
+    expected = ADD_TICKS.get((part, increment), START_TICKS)
+    by_part = compile_template(f'{{{{DateTime.Add "2000-01-01 00:00:00" {increment} "{part}"}}}}').render({})
+    by_name = compile_template(f'{{{{DateTime.Add{part.capitalize()} "2000-01-01 00:00:00" {increment}}}}}').render({})
+    assert by_part == by_name == NetDateTime(expected)
+    formatted = f'{{{{DateTime.Add{part.capitalize()} "01/01/2000 00:00:00" {increment} "dd/MM/yyyy HH:mm:ss"}}}}'
+    assert compile_template(formatted).render({}) == NetDateTime(expected)
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ('{{DateTime.Parse "1:15:30 2000-02-01"}}', "2000-02-01T01:15:30.0000000"),
+        ('{{DateTime.Parse "2000-02-01 1:15:30"}}', "2000-02-01T01:15:30.0000000"),
+        ('{{DateTime.Parse "2000-02-01"}}', "2000-02-01T00:00:00.0000000"),
+        ('{{DateTime.ParseExact "2000 02 01" "yyyy MM dd"}}', "2000-02-01T00:00:00.0000000"),
+        ('{{DateTime.ParseExact "01||02||2000 1-15-30" "dd||MM||yyyy h-mm-ss"}}', "2000-02-01T01:15:30.0000000"),
+        ('{{DateTime.Format "2020-04-15T23:59:58.0000000" "t"}}', "23:59"),
+        ('{{DateTime.Format "2020-04-15T23:59:58.0000000" "MM-dd-yyyy"}}', "04-15-2020"),
+        ('{{DateTime.Now "o"}}|{{DateTime.Now "d"}}', "2020-04-15T23:59:58.0000000+00:00|04/15/2020"),
+    ],
+)
+def test_date_parsing_and_formatting_from_the_librarys_unit_tests(template: str, expected: str) -> None:
+    assert render(template) == expected
+
+
+ARRAY = [{"B": {"Num": 1, "Field": "f"}}, {"B": {"Num": None}}, {}]
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ('{{json (Enumerable.Select xs "B.Num")}}', "[1,null,null]"),
+        ('{{json (Enumerable.Select xs "B.Num" true)}}', "[1]"),
+        ('{{json (Enumerable.Select xs "B.Field")}}', '["f",null,null]'),
+        ("{{Enumerable.Sum (Enumerable.Select ys \"n\")}}", "60"),
+        ("{{Enumerable.Sum zs}}|{{Enumerable.Min zs}}|{{Enumerable.Max zs}}|{{Enumerable.Average zs}}", "60|10|30|20"),
+        ("{{Enumerable.Count missing}}|{{Enumerable.IsEmpty missing}}", "0|True"),
+    ],
+)
+def test_enumerable_cases_from_the_librarys_unit_tests(template: str, expected: str) -> None:
+    context = {"xs": ARRAY, "ys": [{"n": 10}, {"n": 20}, {"n": 30}], "zs": [10.0, 20.0, 30.0]}
+    assert render(template, context) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [
+        ("arinet/HandlebarDocs/blob/master/customHelpers/url.md#decodeuri", "arinet%2FHandlebarDocs%2Fblob%2Fmaster%2FcustomHelpers%2Furl.md%23decodeuri"),
+        ("/search/inventory/brand/Polaris Industries/sort/best-match", "%2Fsearch%2Finventory%2Fbrand%2FPolaris+Industries%2Fsort%2Fbest-match"),
+        ("", ""),
+    ],
+)
+def test_url_cases_from_the_librarys_unit_tests(value: str, encoded: str) -> None:
+    assert render("{{{Url.EncodeUri v}}}", {"v": value}) == encoded
+    assert render("{{{Url.DecodeUri v}}}", {"v": encoded}) == value
+
+
+@pytest.mark.parametrize(("a", "b"), [(True, True), (True, False), (False, True), (False, False)])
+def test_boolean_truth_tables(a: bool, b: bool) -> None:
+    names = ["Equal", "NotEqual", "And", "LogicalAnd", "Or", "LogicalOr", "LogicalXor"]
+    expected = [a == b, a != b, a and b, a and b, a or b, a or b, a != b]
+    template = "|".join(f"{{{{Boolean.{n} a b}}}}" for n in names)
+    assert render(template, {"a": a, "b": b}) == "|".join(str(e) for e in expected)
