@@ -145,6 +145,8 @@ HELPERS: dict[str, HelperFn] = {}
 
 
 def _wrap(name: str, params: tuple[Param, ...], fn: HelperFn, block: HelperFn | None) -> HelperFn:
+    positions = {param.name: i + 1 for i, param in enumerate(params)}
+
     def helper(*args: Any) -> Any:
         options: Options = args[-1]
         values = args[:-1]
@@ -165,7 +167,7 @@ def _wrap(name: str, params: tuple[Param, ...], fn: HelperFn, block: HelperFn | 
         try:
             result = (block if block is not None and options.is_block else fn)(*converted)
         except HelperError as exc:
-            at = f"argument {exc.argument}: " if exc.argument else ""
+            at = f"argument {positions.get(exc.argument, '?')} ({exc.argument}): " if exc.argument else ""
             raise TemplateRenderError(f"helper {name!r}: {at}{exc.reason}") from None
         except (ArithmeticError, ValueError) as exc:
             raise TemplateRenderError(f"helper {name!r}: {exc}") from None

@@ -69,13 +69,14 @@ def test_catastrophic_pattern_runs_in_linear_time() -> None:
 def test_regex_features_re2_lacks_are_refused_with_a_reason(pattern: str, reason: str) -> None:
     with pytest.raises(TemplateRenderError) as info:
         render(f'{{{{Regex.IsMatch "a" "{pattern}"}}}}')
-    assert "helper 'Regex.IsMatch': argument regexPattern: " in str(info.value) and reason in str(info.value)
+    assert "helper 'Regex.IsMatch': argument 2 (regexPattern): " in str(info.value) and reason in str(info.value)
 
 
 @pytest.mark.parametrize(("flags", "option"), [("x", "IgnorePatternWhitespace (x)"), ("r", "RightToLeft (r)")])
 def test_regex_options_re2_lacks_are_refused(flags: str, option: str) -> None:
-    with pytest.raises(TemplateRenderError, match=rf"argument options: the option {option.replace('(', '.').replace(')', '.')} is not supported"):
+    with pytest.raises(TemplateRenderError) as info:
         render(f'{{{{Regex.IsMatch "a" "a" "{flags}"}}}}')
+    assert f"argument 3 (options): the option {option} is not supported" in str(info.value)
 
 
 @pytest.mark.parametrize(
