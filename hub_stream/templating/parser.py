@@ -356,7 +356,8 @@ def _parse_path(text: str, line: int, column: int) -> PathExpr:
 def _literal(kind: str, raw: str) -> Literal:
     if kind == "string":
         body = raw[1:-1]
-        return Literal(re.sub(r"\\(.)", r"\1", body), raw)
+        # As handlebars.js: only an escaped quote loses its backslash ("\d+" stays \d+).
+        return Literal(body.replace("\\" + raw[0], raw[0]), raw)
     return Literal(float(raw) if "." in raw else int(raw), raw)
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from hub_stream.templating.parser import TemplateError, TemplateSyntaxError
 from hub_stream.templating.runtime import Template, TemplateRenderError, compile_template
+from hub_stream.templating.validation import check_helper_names
 
 DEFAULT_KEYS = ("_default", "*")
 ENTRY_KEYS = {"action", "label", "importProcessId", "batchRowTemplate"}
@@ -67,7 +68,9 @@ def _positive_int(value: Any) -> bool:
 
 def _compile(source: str, entry: str | None) -> Template:
     try:
-        return compile_template(source)
+        template = compile_template(source)
+        check_helper_names(source)
+        return template
     except TemplateSyntaxError as exc:
         raise PayloadTemplateError(exc.reason, entry=entry, line=exc.line, column=exc.column) from None
     except TemplateError as exc:

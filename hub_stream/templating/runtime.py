@@ -321,6 +321,23 @@ def _helper_name(call: Call) -> str | None:
     return None
 
 
+# Helper names with dots (String.Append, also written [String.Append]) are
+# looked up as one name, ignoring case, before the path is read as a lookup:
+# as Handlebars.Net does for Handlebars.Net.Helpers (registered at the end).
+HELPER_ALIASES: dict[str, str] = {}  # a dotted name in lower case -> the registered name
+# How a mustache prints a helper's result, for helpers that print the .NET way.
+RESULT_PRINTERS: dict[str, Callable[[Any], Any]] = {}
+
+
+def call_name(call: Call) -> str | None:
+    """The helper name a call looks up: ``name``, or the registered spelling of a dotted one."""
+    path = call.path
+    if not isinstance(path, PathExpr) or path.data or path.this or path.depth or not path.parts:
+        return None
+    name = ".".join(path.parts)
+    return HELPER_ALIASES.get(name.lower(), name) if "." in name else name
+
+
 def _compile_expr(expr: Expr) -> Callable[[Scope, State], Any]:
     if isinstance(expr, Literal):
         value = expr.value
@@ -346,7 +363,7 @@ def _compile_call(
     call: Call, program: CompiledProgram | None, inverse: CompiledProgram | None, param_names: tuple[str, ...] = ()
 ) -> Callable[[Scope, State], Any]:
     """A helper call (or a plain value when the name is no helper and has no arguments)."""
-    name = _helper_name(call)
+    name = call_name(call)
     params = [_compile_expr(p) for p in call.params]
     hash_items = [(k, _compile_expr(v)) for k, v in call.hash.items()]
     value_of = _compile_expr(call.path)
@@ -381,7 +398,7 @@ def _compile_mustache(node: Mustache, prefix: str = "") -> CompiledProgram:
     call = node.call
     escaped = node.escaped
     name = _helper_name(call)
-    if name is not None and not call.params and not call.hash:
+    if name is not None and name == call_name(call) and not call.params and not call.hash:
         path = call.path
         assert isinstance(path, PathExpr)
         resolve = _resolver(path)
@@ -404,9 +421,12 @@ def _compile_mustache(node: Mustache, prefix: str = "") -> CompiledProgram:
 
         return simple
     evaluate = _compile_call(call, None, None)
+    printer = RESULT_PRINTERS.get(call_name(call) or "")
 
     def full(scope: Scope, state: State) -> str:
         value = evaluate(scope, state)
+        if printer is not None:
+            value = printer(value)
         return prefix + (print_escaped(value, state.escape) if escaped else js_string(value))
 
     return full
@@ -417,7 +437,7 @@ def _compile_block(node: Block) -> CompiledProgram:
     inverse = compile_program(node.inverse) if node.inverse is not None else None
     param_names = tuple(node.block_params)
     call = node.call
-    name = _helper_name(call)
+    name = call_name(call)
     helper_call = _compile_call(call, program, inverse, param_names)
     value_of = _compile_expr(call.path)
     has_args = bool(call.params or call.hash)
@@ -644,11 +664,14 @@ def _flat_slot(node: Mustache) -> _Slot | None:
     call = node.call
     kind = "escaped" if node.escaped else "raw"
     if not call.params and not call.hash:
+        called = call_name(call)
+        if called is not None and called in BUILTIN_HELPERS:
+            return None
         name = _helper_name(call)
         if name is not None:  # {{name}} calls a helper when one is registered under that name
-            return None if name in BUILTIN_HELPERS else _Slot(kind, name, None, name)
+            return _Slot(kind, name, None, name)
         lookup = _flat_lookup(call.path) if not isinstance(call.path, Literal) else None
-        return _Slot(kind, None, lookup, None) if lookup is not None else None
+        return _Slot(kind, None, lookup, called) if lookup is not None else None
     if _helper_name(call) == "json" and len(call.params) == 1 and not call.hash:
         # The helper returns a SafeString: {{json x}} and {{{json x}}} print the same.
         param = call.params[0]
@@ -873,3 +896,9 @@ def compile_template(source: str) -> Template:
     if len(_CACHE) > CACHE_SIZE:
         _CACHE.popitem(last=False)
     return template
+
+
+# Handlebars.Net.Helpers (String.*, Math.*, DateTime.*, ...): built in, as in the vendor's engine.
+from hub_stream.templating.net_helpers import register as _register_net_helpers  # noqa: E402 - they use this module
+
+_register_net_helpers(BUILTIN_HELPERS, HELPER_ALIASES, RESULT_PRINTERS)

@@ -190,6 +190,8 @@ async def test_errors(http: TestClient, pool: asyncpg.Pool, system: dict[str, st
     await expect("POST", base, 400, "read_only_fields", {"PublisherProgramId": pub, "ProgramId": sub})
     bad = await expect("POST", base, 422, "invalid_template", {"PublisherProgramId": pub, "LbApiPayloadTemplate": {"COURSE": {"importProcessId": 1, "batchRowTemplate": '{"a":\n "{{#if x}}"}'}}})
     assert bad["details"]["entry"] == "COURSE" and bad["details"]["line"] == 2 and isinstance(bad["details"]["column"], int)
+    helper = await expect("POST", base, 422, "invalid_template", {"PublisherProgramId": pub, "LbApiPayloadTemplate": {"COURSE": {"importProcessId": 1, "batchRowTemplate": '{"a": 1,\n "b": "{{Strng.Uppercase x}}"}'}}})
+    assert (helper["details"]["line"], helper["details"]["column"]) == (2, 8) and helper["details"]["reason"] == "unknown helper 'Strng.Uppercase'"
     await expect("POST", base, 422, "invalid_template", {"PublisherProgramId": pub, "LbApiPayloadTemplate": PLAIN_TEMPLATE})
     await expect("POST", base, 422, "invalid_template", {"PublisherProgramId": pub, "LbApiPayloadTemplate": OBJECT_TEMPLATE, "ImportProcessId": 3})
 

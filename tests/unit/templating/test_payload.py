@@ -94,7 +94,7 @@ def test_validation_errors_name_entry_line_and_column(value: Any, entry: str | N
         ('["not", "an object"]', "not a JSON object (got array)"),
         ('{"a": {{email}}}', "not valid JSON"),
         ('{"a": 1}{"b": 2}', "not valid JSON"),
-        ("{{nope x}}", "Missing helper"),
+        ("{{String.Substring x 5}}", "helper 'String.Substring'"),
     ],
 )
 def test_render_errors_name_event_and_entry(template: str, fragment: str) -> None:
