@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hub_stream.subscriptions import template_problem
+from hub_stream.subscriptions.records import template_problem
 from hub_stream.templating import (
     PayloadTemplateError,
     TemplateRenderError,
