@@ -14,7 +14,7 @@ agent, and a subscription created again never inherits an old cursor.
 
 ``PATCH LastSyncUtc = T`` sets ``from_time = T`` and forgets the offset: the
 next sync starts at the first offset whose record timestamp (= CreatedUtc) is
->= T, found by binary search (hub_stream.event_log.offset_at_time;
+>= T, found by binary search (hub_stream.events.log.offset_at_time;
 offsets_for_times is wrong on Tansu, BROKER-FACTS.md). ``last_sync_utc`` shows
 T until a sync succeeds.
 
