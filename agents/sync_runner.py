@@ -68,6 +68,8 @@ from hub_stream.templating import PayloadTemplateError, parse_payload_template
 
 logger = logging.getLogger(__name__)
 
+MAX_TAKEOVERS = 10
+"""A sync resumed this often gives up (503 ``sync_interrupted``): something keeps stopping its workers."""
 STOP_GRACE_S = 2.0
 """A sync asked to stop may finish the batch it is sending for this long; then it is cancelled."""
 SETTLE_ACCEPTED = "LB accepted this batch (the cursor recorded it); the worker stopped before the ledger was updated."
@@ -355,6 +357,10 @@ class SyncRunner:
         recorded = await ledger.recorded_sync(pool, sync_id)
         if recorded is not None and recorded.finished and recorded.http_status is not None:
             return Reply(recorded.http_status, recorded.result)  # answered before; the caller may still wait
+        if recorded is not None and recorded.resumed >= MAX_TAKEOVERS:
+            answer = _given_up(running, recorded.resumed)
+            await ledger.finish_sync(pool, sync_id, finished=_now_ms(), status="failed", http_status=answer.status, result=answer.body)
+            return answer
         earlier: list[ledger.RecordedBatch] = []
         done: dict[str, SubscriptionOutcome] = {}
         if recorded is None:
@@ -510,6 +516,18 @@ def _carry(outcome: SubscriptionOutcome, earlier: list[ledger.RecordedBatch]) ->
     outcome.batches[:0] = [
         {"ImportProcessId": b.import_process_id, "Rows": b.row_count, "BatchId": b.batch_id, "BatchUrl": b.batch_url} for b in carried
     ]
+
+
+def _given_up(running: RunningSync, takeovers: int) -> Reply:
+    return Reply(
+        503,
+        {
+            "error": "sync_interrupted",
+            "message": f"The sync was stopped and taken over {takeovers} times (workers stopping or dying);"
+            " what LB accepted stays accepted: call processEvents again.",
+            "details": {"ProgramId": running.program_id, "SyncId": running.sync_id},
+        },
+    )
 
 
 def _finished_outcomes(result: dict[str, Any] | None) -> list[SubscriptionOutcome]:
