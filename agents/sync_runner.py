@@ -55,15 +55,13 @@ from hub_stream.sync.cursors import SubscriberCursors, SyncCursor
 from hub_stream.sync.delivery import (
     EventSource,
     ProgressNotRecorded,
-    SendingBatch,
     SubscriptionOutcome,
     SyncJob,
-    ledger_status,
     sync_answer,
     sync_subscription,
 )
-from hub_stream.sync.lb_client import BatchOutcome, CreateBatchClient, LbTarget
-from hub_stream.sync.plan import PlannedBatch, batch_file_name
+from hub_stream.sync.lb_client import CreateBatchClient, LbTarget
+from hub_stream.sync.resume import LedgerBatches, carry_earlier, finished_outcomes
 from hub_stream.templating import PayloadTemplateError, parse_payload_template
 
 logger = logging.getLogger(__name__)
@@ -124,71 +122,6 @@ class CursorWriter:
         future = self._waiting.get(write_id)
         if future is not None and not future.done():
             future.set_result(stored)
-
-
-class LedgerBatches:
-    """The ledger rows of one subscription's batches in one sync (hub_stream.sync.delivery.BatchLog).
-
-    ``earlier``: this subscription's batches of earlier runs of the same sync
-    (a resumed sync). Rows of an earlier batch that got no answer and are sent
-    again make a resend: counted, and under the earlier batch's fileName.
-    """
-
-    def __init__(
-        self, pool: asyncpg.Pool, running: RunningSync, publisher: str, started: datetime, earlier: list[ledger.RecordedBatch]
-    ) -> None:
-        self._pool = pool
-        self._running = running
-        self._publisher = publisher
-        self._started = started
-        self._unanswered = [b for b in earlier if b.status == "unanswered" and not _accepted(b)]
-
-    async def sending(self, batch: PlannedBatch) -> SendingBatch:
-        running = self._running
-        running.last_seq += 1
-        seq = running.last_seq
-        before = next(
-            (
-                b
-                for b in self._unanswered
-                if b.import_process_id == batch.import_process_id and b.first_offset <= batch.last_offset and batch.first_offset <= b.last_offset
-            ),
-            None,
-        )
-        if before is not None and before.first_offset == batch.first_offset and before.file_name:
-            file_name = before.file_name
-        else:
-            file_name = batch_file_name(self._publisher, self._started, running.sync_id, seq)
-        await ledger.batch_sending(
-            self._pool,
-            running.sync_id,
-            seq,
-            publisher_program_id=self._publisher,
-            import_process_id=batch.import_process_id,
-            row_count=len(batch.rows),
-            first_offset=batch.first_offset,
-            last_offset=batch.last_offset,
-            file_name=file_name,
-        )
-        return SendingBatch(seq, file_name, resend=before is not None)
-
-    async def answered(self, sending: SendingBatch, batch: PlannedBatch, outcome: BatchOutcome, *, note: str | None = None) -> None:
-        status, message = ledger_status(sending, outcome, note)
-        await ledger.batch_answered(
-            self._pool,
-            self._running.sync_id,
-            sending.seq,
-            status=status,
-            lb_status=outcome.status,
-            lb_message=message,
-            batch_id=outcome.batch_id,
-            batch_url=outcome.batch_url,
-        )
-
-
-def _accepted(batch: ledger.RecordedBatch) -> bool:
-    """LB accepted the batch (its rows are not sent again), possibly after an attempt without an answer."""
-    return batch.status == "accepted" or (batch.status == "unanswered" and batch.lb_status is not None and 200 <= batch.lb_status < 300)
 
 
 @dataclass
@@ -376,7 +309,7 @@ class SyncRunner:
         await self._settle_interrupted(pool, program_id, sync_id, rerun=recorded is not None)
         if recorded is not None:
             earlier = await ledger.sync_batches(pool, sync_id)
-            done = {o.publisher: o for o in _finished_outcomes(recorded.result)}
+            done = {o.publisher: o for o in finished_outcomes(recorded.result)}
             running.last_seq = max((b.seq for b in earlier), default=0)
             logger.warning(
                 "sync %s of %s resumed (request partition %s, takeover %d): %d subscription(s) done, %d batch(es) sent before",
@@ -495,7 +428,7 @@ class SyncRunner:
                 batches=LedgerBatches(pool, running, sub.publisher, started, earlier),
                 should_stop=lambda: running.stopping,
             )
-            _carry(outcome, earlier)
+            carry_earlier(outcome, earlier)
             return outcome
         except (EventLogError, KafkaError) as exc:
             outcome = SubscriptionOutcome(sub.publisher, last_sync_utc=cursor.last_sync_utc)
@@ -508,16 +441,6 @@ class SyncRunner:
             return outcome
 
 
-def _carry(outcome: SubscriptionOutcome, earlier: list[ledger.RecordedBatch]) -> None:
-    """Count in the answer the batches LB accepted from earlier runs of this sync (a resumed sync)."""
-    carried = [b for b in earlier if _accepted(b)]
-    outcome.imported += sum(b.row_count for b in carried)
-    outcome.resent += sum(b.status == "unanswered" for b in carried)
-    outcome.batches[:0] = [
-        {"ImportProcessId": b.import_process_id, "Rows": b.row_count, "BatchId": b.batch_id, "BatchUrl": b.batch_url} for b in carried
-    ]
-
-
 def _given_up(running: RunningSync, takeovers: int) -> Reply:
     return Reply(
         503,
@@ -528,8 +451,3 @@ def _given_up(running: RunningSync, takeovers: int) -> Reply:
             "details": {"ProgramId": running.program_id, "SyncId": running.sync_id},
         },
     )
-
-
-def _finished_outcomes(result: dict[str, Any] | None) -> list[SubscriptionOutcome]:
-    """The subscriptions an interrupted run of a sync completed (recorded as it went)."""
-    return [SubscriptionOutcome.from_json(doc) for doc in (result or {}).get("Subscriptions", []) if doc.get("Status") == "ok"]
