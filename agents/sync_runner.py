@@ -240,7 +240,7 @@ class SyncRunner:
             async with lock:
                 answer = await self._sync(running) if not running.stopping else None
         except asyncio.CancelledError:
-            await self._close_cancelled(running)
+            await self._mark_interrupted(running)
             raise
         except Exception:
             logger.exception("sync %s of %s failed", running.sync_id, running.program_id)
@@ -261,7 +261,7 @@ class SyncRunner:
         except Exception:  # the next owner of the partition finds it answered in the ledger
             logger.warning("could not mark sync %s answered", running.sync_id, exc_info=True)
 
-    async def _close_cancelled(self, running: RunningSync) -> None:
+    async def _mark_interrupted(self, running: RunningSync) -> None:
         """Best effort, bounded: the ledger says that no worker runs this sync until the next owner resumes it."""
         try:
             async with asyncio.timeout(STOP_GRACE_S):
@@ -306,6 +306,7 @@ class SyncRunner:
         else:
             started = recorded.started_utc.astimezone(UTC)
             await ledger.resume_sync(pool, sync_id)
+            metrics.SYNCS.labels("resumed").inc()
         await self._settle_interrupted(pool, program_id, sync_id, rerun=recorded is not None)
         if recorded is not None:
             earlier = await ledger.sync_batches(pool, sync_id)
@@ -331,7 +332,7 @@ class SyncRunner:
             if outcome.status == "ok":
                 await ledger.sync_progress(pool, sync_id, {"Subscriptions": [o.as_json() for o in outcomes if o.status == "ok"]})
         if running.stopping and (len(outcomes) < sum(s.sync_enabled for s in record.sorted()) or any(o.status != "ok" for o in outcomes)):
-            await ledger.interrupt_sync(pool, sync_id, _now_ms())
+            await self._mark_interrupted(running)
             return None
         finished = _now_ms()
         for o in outcomes:

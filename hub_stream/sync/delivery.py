@@ -374,6 +374,7 @@ async def _send(
         metrics.SYNC_BATCHES.labels("accepted" if result.ok else "failed").inc()
         if sending.resend or result.resent:
             outcome.resent += 1
+            metrics.SYNC_BATCHES.labels("resent").inc()
         if not result.ok:
             await batches.answered(sending, batch, result)
             refused.add(batch.import_process_id)
