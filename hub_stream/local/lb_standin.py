@@ -97,6 +97,11 @@ class FakeLB:
         """Normal behaviour, nothing recorded; requests held by ``hang`` are answered 503, unrecorded."""
         self.behaviour = Behaviour()
         self.batches.clear()
+        self.release_held()
+
+    def release_held(self) -> None:
+        """Stop hanging: requests held so far are answered 503, unrecorded (what was recorded stays)."""
+        self.behaviour.hang = False
         self._release.set()
         self._release = asyncio.Event()
 

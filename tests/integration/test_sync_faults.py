@@ -125,6 +125,46 @@ async def test_a_sync_whose_worker_dies_is_resumed_by_the_other_worker(
         await rpc.stop()
 
 
+async def test_a_worker_joining_mid_sync_takes_nothing_from_the_caller(
+    kafka_bootstrap: str, database_dsn: str, tmp_path: Path, pool: asyncpg.Pool, system: dict[str, str]
+) -> None:
+    """Scaling out revokes every partition (eager rebalance): the sync is handed over, not answered 503."""
+    settings = make_settings(
+        kafka_bootstrap, database_dsn, tmp_path, lb_max_retries=2, lb_batch_row_cap=3, request_timeout_s=30, sync_timeout_s=60
+    )
+    await ensure_topics(settings)
+    rpc = RpcClient(settings)
+    await rpc.start()
+    lb, lb_runner = await start_fake_lb(api_keys={"lb-key-sync-test"})
+    sub, pub, _ = names()
+    workers: list[HubProcess] = []
+    try:
+        workers.append(await start_worker_and_wait(settings, rpc, sub, tmp_path / "worker1.log"))
+        async with TestClient(TestServer(create_app(settings, rpc=rpc, pool=pool))) as http:
+            await register(pool, lb, sub, pub)
+            await subscribe(http, system, sub, pub)
+            await append_events(settings, pub, range(1, 10))
+            lb.behaviour.hang = True  # batch 1 is held: the sync is mid-batch when the group changes
+            call = asyncio.create_task(process(http, system, sub))
+            while lb.hanging < 1:
+                await asyncio.sleep(0.02)
+            workers.append(HubProcess("worker", settings, tmp_path / "worker2.log"))
+            await wait_until_both_serve(rpc, settings, workers)
+            assert not call.done()
+            lb.release_held()  # held attempts get 503 and are retried; nothing was recorded
+            status, body = await asyncio.wait_for(call, 60)
+            assert status == 200, (body, [w.log_tail() for w in workers])
+            assert body["Subscriptions"][0]["Imported"] == 9
+            assert Counter(n for _, n in delivered(lb)) == Counter(range(1, 10))
+            [recorded] = await syncs_of(http, system, sub)
+            assert recorded["Status"] == "ok" and recorded["Resumed"] >= 1
+    finally:
+        for w in workers:
+            w.stop()
+        await lb_runner.cleanup()
+        await rpc.stop()
+
+
 @pytest.fixture(scope="module")
 async def stack(
     kafka_bootstrap: str, database_dsn: str, tmp_path_factory: pytest.TempPathFactory
