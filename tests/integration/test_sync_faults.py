@@ -11,6 +11,8 @@ import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,106 +65,110 @@ async def wait_until_both_serve(rpc: RpcClient, settings: HubSettings, workers: 
         await asyncio.sleep(0.5)
 
 
-@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
-async def test_a_sync_whose_worker_dies_is_resumed_by_the_other_worker(
-    kafka_bootstrap: str, database_dsn: str, tmp_path: Path, pool: asyncpg.Pool, system: dict[str, str], how: str
-) -> None:
-    """Issue 16 item 1: the caller gets the sync's final answer from the worker that takes over."""
+@dataclass
+class Hub:
+    """Workers, the API in process and the LB stand-in, with one subscriber and nine events to sync."""
+
+    settings: HubSettings
+    rpc: RpcClient
+    lb: FakeLB
+    workers: list[HubProcess]
+    http: TestClient
+    sub: str
+
+
+@asynccontextmanager
+async def nine_events_to_sync(
+    kafka_bootstrap: str, database_dsn: str, tmp_path: Path, pool: asyncpg.Pool, system: dict[str, str], *, workers: int, lb_max_retries: int
+) -> AsyncIterator[Hub]:
     settings = make_settings(
-        kafka_bootstrap, database_dsn, tmp_path, lb_max_retries=0, lb_batch_row_cap=3, request_timeout_s=30, sync_timeout_s=60
+        kafka_bootstrap, database_dsn, tmp_path, lb_max_retries=lb_max_retries, lb_batch_row_cap=3, request_timeout_s=30, sync_timeout_s=60
     )
     await ensure_topics(settings)
     rpc = RpcClient(settings)
     await rpc.start()
     lb, lb_runner = await start_fake_lb(api_keys={"lb-key-sync-test"})
     sub, pub, _ = names()
-    workers: list[HubProcess] = []
+    running: list[HubProcess] = []
     try:
-        workers.append(await start_worker_and_wait(settings, rpc, sub, tmp_path / "worker1.log"))
-        workers.append(HubProcess("worker", settings, tmp_path / "worker2.log"))
-        await wait_until_both_serve(rpc, settings, workers)
+        running.append(await start_worker_and_wait(settings, rpc, sub, tmp_path / "worker1.log"))
+        if workers == 2:
+            running.append(HubProcess("worker", settings, tmp_path / "worker2.log"))
+            await wait_until_both_serve(rpc, settings, running)
         async with TestClient(TestServer(create_app(settings, rpc=rpc, pool=pool))) as http:
             await register(pool, lb, sub, pub)
             await subscribe(http, system, sub, pub)
             await append_events(settings, pub, range(1, 10))  # three batches of 3
-            lb.behaviour.delay_s = 1.0
-            clock = time.monotonic()
-            call = asyncio.create_task(process(http, system, sub))
-            while len(lb.accepted) < 1:  # LB has batch 1; its answer comes in 1 s
-                await asyncio.sleep(0.02)
-            lb.behaviour.hang, lb.behaviour.delay_s = True, 0.0
-            while lb.hanging < 1:  # batch 1 was answered and recorded; batch 2 is held unread
-                await asyncio.sleep(0.02)
-            owner = await owner_of(rpc, settings, workers, sub)
-            killed_at = time.monotonic()
-            owner.stop(signal.SIGKILL if how == "SIGKILL" else signal.SIGTERM)
-            lb.behaviour.hang = False
-            status, body = await asyncio.wait_for(call, 90)
-            answered = time.monotonic()
-            print(
-                f"\n{how} of the sync's worker: caller got {status} {answered - clock:.1f} s after calling,"
-                f" {answered - killed_at:.1f} s after the {how}"
-            )
-            assert status == 200, (body, [w.log_tail() for w in workers])
-            [result] = body["Subscriptions"]
-            assert result["Imported"] == 9 and [b["Rows"] for b in result["Batches"]] == [3, 3, 3]
-            assert result["Resent"] == 1  # batch 2 was on its way when the worker died: a possible duplicate
-            rows = Counter(n for _, n in delivered(lb))
-            assert rows == Counter(range(1, 10))  # LB got every row; batch 2 had not reached it
-            [recorded] = await syncs_of(http, system, sub)
-            assert recorded["SyncId"] == body["SyncId"] and recorded["Status"] == "ok" and recorded["Resumed"] == 1
-            assert [b["Status"] for b in recorded["Batches"]] == ["accepted", "unanswered", "accepted", "accepted"]
-            unanswered, resent = recorded["Batches"][1], recorded["Batches"][2]
-            assert unanswered["FileName"] == resent["FileName"]  # LB staff see one file name twice
-            assert "may hold them twice" in unanswered["LbMessage"]
-            status, body = await process(http, system, sub)  # nothing left behind
-            assert status == 200 and body["Subscriptions"][0]["Imported"] == 0
-            assert all(s["Status"] != "running" for s in await syncs_of(http, system, sub))
+            yield Hub(settings, rpc, lb, running, http, sub)
     finally:
-        for w in workers:
+        for w in running:
             w.stop()
         await lb_runner.cleanup()
         await rpc.stop()
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+async def test_a_sync_whose_worker_dies_is_resumed_by_the_other_worker(
+    kafka_bootstrap: str, database_dsn: str, tmp_path: Path, pool: asyncpg.Pool, system: dict[str, str], how: str
+) -> None:
+    """Issue 16 item 1: the caller gets the sync's final answer from the worker that takes over."""
+    async with nine_events_to_sync(kafka_bootstrap, database_dsn, tmp_path, pool, system, workers=2, lb_max_retries=0) as hub:
+        lb, http, sub = hub.lb, hub.http, hub.sub
+        lb.behaviour.delay_s = 1.0
+        clock = time.monotonic()
+        call = asyncio.create_task(process(http, system, sub))
+        while len(lb.accepted) < 1:  # LB has batch 1; its answer comes in 1 s
+            await asyncio.sleep(0.02)
+        lb.behaviour.hang, lb.behaviour.delay_s = True, 0.0
+        while lb.hanging < 1:  # batch 1 was answered and recorded; batch 2 is held unread
+            await asyncio.sleep(0.02)
+        owner = await owner_of(hub.rpc, hub.settings, hub.workers, sub)
+        killed_at = time.monotonic()
+        owner.stop(signal.SIGKILL if how == "SIGKILL" else signal.SIGTERM)
+        lb.behaviour.hang = False
+        status, body = await asyncio.wait_for(call, 90)
+        answered = time.monotonic()
+        print(
+            f"\n{how} of the sync's worker: caller got {status} {answered - clock:.1f} s after calling,"
+            f" {answered - killed_at:.1f} s after the {how}"
+        )
+        assert status == 200, (body, [w.log_tail() for w in hub.workers])
+        [result] = body["Subscriptions"]
+        assert result["Imported"] == 9 and [b["Rows"] for b in result["Batches"]] == [3, 3, 3]
+        assert result["Resent"] == 1  # batch 2 was on its way when the worker died: a possible duplicate
+        rows = Counter(n for _, n in delivered(lb))
+        assert rows == Counter(range(1, 10))  # LB got every row; batch 2 had not reached it
+        [recorded] = await syncs_of(http, system, sub)
+        assert recorded["SyncId"] == body["SyncId"] and recorded["Status"] == "ok" and recorded["Resumed"] == 1
+        assert [b["Status"] for b in recorded["Batches"]] == ["accepted", "unanswered", "accepted", "accepted"]
+        unanswered, resent = recorded["Batches"][1], recorded["Batches"][2]
+        assert unanswered["FileName"] == resent["FileName"]  # LB staff see one file name twice
+        assert "may hold them twice" in unanswered["LbMessage"]
+        status, body = await process(http, system, sub)  # nothing left behind
+        assert status == 200 and body["Subscriptions"][0]["Imported"] == 0
+        assert all(s["Status"] != "running" for s in await syncs_of(http, system, sub))
 
 
 async def test_a_worker_joining_mid_sync_takes_nothing_from_the_caller(
     kafka_bootstrap: str, database_dsn: str, tmp_path: Path, pool: asyncpg.Pool, system: dict[str, str]
 ) -> None:
     """Scaling out revokes every partition (eager rebalance): the sync is handed over, not answered 503."""
-    settings = make_settings(
-        kafka_bootstrap, database_dsn, tmp_path, lb_max_retries=2, lb_batch_row_cap=3, request_timeout_s=30, sync_timeout_s=60
-    )
-    await ensure_topics(settings)
-    rpc = RpcClient(settings)
-    await rpc.start()
-    lb, lb_runner = await start_fake_lb(api_keys={"lb-key-sync-test"})
-    sub, pub, _ = names()
-    workers: list[HubProcess] = []
-    try:
-        workers.append(await start_worker_and_wait(settings, rpc, sub, tmp_path / "worker1.log"))
-        async with TestClient(TestServer(create_app(settings, rpc=rpc, pool=pool))) as http:
-            await register(pool, lb, sub, pub)
-            await subscribe(http, system, sub, pub)
-            await append_events(settings, pub, range(1, 10))
-            lb.behaviour.hang = True  # batch 1 is held: the sync is mid-batch when the group changes
-            call = asyncio.create_task(process(http, system, sub))
-            while lb.hanging < 1:
-                await asyncio.sleep(0.02)
-            workers.append(HubProcess("worker", settings, tmp_path / "worker2.log"))
-            await wait_until_both_serve(rpc, settings, workers)
-            assert not call.done()
-            lb.release_held()  # held attempts get 503 and are retried; nothing was recorded
-            status, body = await asyncio.wait_for(call, 60)
-            assert status == 200, (body, [w.log_tail() for w in workers])
-            assert body["Subscriptions"][0]["Imported"] == 9
-            assert Counter(n for _, n in delivered(lb)) == Counter(range(1, 10))
-            [recorded] = await syncs_of(http, system, sub)
-            assert recorded["Status"] == "ok" and recorded["Resumed"] >= 1
-    finally:
-        for w in workers:
-            w.stop()
-        await lb_runner.cleanup()
-        await rpc.stop()
+    async with nine_events_to_sync(kafka_bootstrap, database_dsn, tmp_path, pool, system, workers=1, lb_max_retries=2) as hub:
+        lb, http, sub = hub.lb, hub.http, hub.sub
+        lb.behaviour.hang = True  # batch 1 is held: the sync is mid-batch when the group changes
+        call = asyncio.create_task(process(http, system, sub))
+        while lb.hanging < 1:
+            await asyncio.sleep(0.02)
+        hub.workers.append(HubProcess("worker", hub.settings, tmp_path / "worker2.log"))
+        await wait_until_both_serve(hub.rpc, hub.settings, hub.workers)
+        assert not call.done()
+        lb.release_held()  # held attempts get 503 and are retried; nothing was recorded
+        status, body = await asyncio.wait_for(call, 60)
+        assert status == 200, (body, [w.log_tail() for w in hub.workers])
+        assert body["Subscriptions"][0]["Imported"] == 9
+        assert Counter(n for _, n in delivered(lb)) == Counter(range(1, 10))
+        [recorded] = await syncs_of(http, system, sub)
+        assert recorded["Status"] == "ok" and recorded["Resumed"] >= 1
 
 
 @pytest.fixture(scope="module")
