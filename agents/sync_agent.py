@@ -5,9 +5,12 @@ Requests on the sync request topic, keyed by the subscriber's ProgramId:
 - ``set_cursor`` {PublisherProgramId, SubscriptionId, LastSyncUtc} -> 204 | 404
   (``PATCH LastSyncUtc``; see hub_stream.sync.cursors)
 - ``get_cursors`` {} -> 200 {publisher: cursor} of the live subscriptions
-- ``sync`` {ProgramId, SyncId} -> the processEvents answer. Handed to
-  ``SyncRunner`` (agents/sync_runner.py), which replies when the sync is done;
-  the agent goes straight back to its stream.
+- ``sync`` {ProgramId, SyncId} -> the processEvents answer. Recorded in the
+  pending-syncs table (agents/pending_syncs.py) and handed to ``SyncRunner``
+  (agents/sync_runner.py), which replies when the sync is done; the agent
+  goes straight back to its stream. After each rebalance the worker resumes
+  the recorded syncs of the partitions it owns.
+- ``sync_done`` {SyncId}: the runner answered that sync; forget it (no reply).
 - ``store_cursor`` {PublisherProgramId, SubscriptionId, Expected, Cursor}:
   a running sync's progress, sent by the worker to itself; applied here as a
   compare-and-set and acknowledged in memory (no reply record).
@@ -17,12 +20,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import faust
 
+from agents.pending_syncs import SYNC_DONE, PendingSyncs
 from agents.request_agent import ping
 from agents.sync_runner import CursorWriter, SendReply, SyncRunner
-from agents.tables import cursors_table, subscriptions_table
+from agents.tables import cursors_table, pending_syncs_table, subscriptions_table
 from hub_stream.events.log import KafkaEventSource
 from hub_stream.platform.faust_app import HubApp, HubTopics
 from hub_stream.platform.request_reply import (
@@ -85,7 +90,7 @@ class CursorHandlers:
         return Reply(204 if stored else 409)
 
 
-def sync_agent(app: HubApp, topics: HubTopics, handlers: Mapping[str, Handler], runner: SyncRunner) -> None:
+def sync_agent(app: HubApp, topics: HubTopics, handlers: Mapping[str, Handler], runner: SyncRunner, pending: PendingSyncs) -> None:
     """Register the agent: "sync" goes to ``runner``; every other kind is answered in the stream."""
     kinds: dict[str, Handler] = {"ping": ping, **handlers}
     replies = topics.replies
@@ -114,23 +119,35 @@ def sync_agent(app: HubApp, topics: HubTopics, handlers: Mapping[str, Handler], 
                 logger.warning("skipping malformed request on %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc)
                 continue
             if request.kind == "sync":
+                pending.add(request)  # before the request's offset can be committed
                 runner.start(request, reply_to(request))
+            elif request.kind == SYNC_DONE:
+                pending.remove(request.key, str(request.body.get("SyncId")))
             else:
                 await answer(request, kinds.get(request.kind, unknown), send_reply)
 
+    async def resume_pending(sender: Any = None, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        """After a rebalance (tables recovered): take up the unanswered syncs of the partitions owned now."""
+        owned = runner.owned_partitions()
+        resumed = [e.SyncId for e in pending.owned(owned) if runner.start(e.request(), reply_to(e.request()))]
+        if resumed:
+            logger.warning("resuming %d sync(s) left unanswered on request partitions %s: %s", len(resumed), sorted(owned), ", ".join(resumed))
+
     app.agent(topics.sync_requests, name="sync")(serve)
+    app.on_rebalance_complete.connect(resume_pending)
 
 
 def register(app: HubApp, topics: HubTopics) -> CursorHandlers:
     writer = CursorWriter(topics.sync_requests, timeout_s=app.hub_settings.request_timeout_s)
     cursors = CursorHandlers(app, cursors_table(app), subscriptions_table(app), writer)
-    runner = SyncRunner(app, cursors.cursors, cursors.subscriptions, KafkaEventSource(app.hub_settings), writer)
+    pending = PendingSyncs(pending_syncs_table(app), topics.sync_requests)
+    runner = SyncRunner(app, cursors.cursors, cursors.subscriptions, KafkaEventSource(app.hub_settings), writer, pending)
     handlers: dict[str, Handler] = {
         "set_cursor": cursors.set_cursor,
         "get_cursors": cursors.get_cursors,
         "store_cursor": cursors.store_cursor,
     }
-    sync_agent(app, topics, handlers, runner)
+    sync_agent(app, topics, handlers, runner, pending)
     app.on_partitions_revoked.connect(runner.on_partitions_revoked)
     app.on_before_shutdown.connect(runner.on_shutdown)
     return cursors

@@ -18,6 +18,13 @@ Two syncs of one program never overlap: its requests all arrive on one
 partition, so one worker; a lock per program serializes them there; and when
 a rebalance revokes the partition, the worker stops its syncs of it before the
 new owner can start one.
+
+A sync outlives its worker: the request is recorded in the pending-syncs
+table (agents/pending_syncs.py) until it is answered. A sync stopped here (the
+partition handed over, the worker shutting down) is not answered: it is
+marked ``interrupted`` in the ledger and the next owner of the partition
+resumes it under the same SyncId (``resume``), building on what was done —
+subscriptions finished, batches accepted — and answers the waiting caller.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import asyncpg
 import faust
 from aiokafka.errors import KafkaError
 
+from agents.pending_syncs import PendingSyncs
 from hub_stream.access.programs import Program, get_program
 from hub_stream.events.log import EventLogError
 from hub_stream.platform import db, metrics
@@ -52,17 +60,19 @@ from hub_stream.sync.delivery import (
     sync_answer,
     sync_subscription,
 )
-from hub_stream.sync.lb_client import BatchOutcome, CreateBatchClient, LbTarget
-from hub_stream.sync.plan import PlannedBatch
+from hub_stream.sync.lb_client import CreateBatchClient, LbTarget
+from hub_stream.sync.resume import LedgerBatches, carry_earlier, finished_outcomes
 from hub_stream.templating import PayloadTemplateError, parse_payload_template
 
 logger = logging.getLogger(__name__)
 
+MAX_TAKEOVERS = 10
+"""A sync resumed this often gives up (503 ``sync_interrupted``): something keeps stopping its workers."""
 STOP_GRACE_S = 2.0
 """A sync asked to stop may finish the batch it is sending for this long; then it is cancelled."""
 SETTLE_ACCEPTED = "LB accepted this batch (the cursor recorded it); the worker stopped before the ledger was updated."
 SETTLE_UNANSWERED = (
-    "The worker stopped before LB's answer was recorded: the next sync sent these rows again,"
+    "The worker stopped before LB's answer was recorded: the rows are sent again,"
     " so LB may hold them twice (check its Recent Imports for this file name)."
 )
 
@@ -114,44 +124,13 @@ class CursorWriter:
             future.set_result(stored)
 
 
-class LedgerBatches:
-    """The ledger rows of one subscription's batches in one sync (hub_stream.sync.delivery.BatchLog)."""
-
-    def __init__(self, pool: asyncpg.Pool, sync_id: str, publisher: str) -> None:
-        self._pool = pool
-        self._sync_id = sync_id
-        self._publisher = publisher
-
-    async def sending(self, batch: PlannedBatch) -> int:
-        return await ledger.batch_sending(
-            self._pool,
-            self._sync_id,
-            publisher_program_id=self._publisher,
-            import_process_id=batch.import_process_id,
-            row_count=len(batch.rows),
-            first_offset=batch.first_offset,
-            last_offset=batch.last_offset,
-        )
-
-    async def answered(self, seq: int, batch: PlannedBatch, outcome: BatchOutcome, *, note: str | None = None) -> None:
-        await ledger.batch_answered(
-            self._pool,
-            self._sync_id,
-            seq,
-            status="accepted" if outcome.ok else "rejected",
-            lb_status=outcome.status,
-            lb_message=note or outcome.message,
-            batch_id=outcome.batch_id,
-            batch_url=outcome.batch_url,
-        )
-
-
 @dataclass
 class RunningSync:
     program_id: str
     sync_id: str
     partition: int | None
     stopping: bool = False
+    last_seq: int = 0  # the ledger seq of the sync's last batch
 
 
 def _now_ms() -> datetime:
@@ -175,13 +154,20 @@ class SyncRunner:
     """Runs "sync" requests as tasks beside the sync agent; at most one per program at a time."""
 
     def __init__(
-        self, app: HubApp, cursors: faust.Table, subscriptions: faust.Table, source: EventSource, writer: CursorWriter
+        self,
+        app: HubApp,
+        cursors: faust.Table,
+        subscriptions: faust.Table,
+        source: EventSource,
+        writer: CursorWriter,
+        pending: PendingSyncs,
     ) -> None:
         self._app = app
         self._cursors = cursors  # read only here: the agent writes it
         self._subscriptions = subscriptions  # read only: the subscriptions agent writes it
         self._source = source
         self._writer = writer
+        self._pending = pending  # read only here: the agent writes it
         self._requests_topic = app.hub_settings.topic("sync.requests")
         self._locks: dict[str, asyncio.Lock] = {}
         self._running: dict[asyncio.Task[None], RunningSync] = {}
@@ -189,10 +175,16 @@ class SyncRunner:
         self._lb: CreateBatchClient | None = None
 
     # --- lifecycle ---------------------------------------------------------
-    def start(self, request: Request, reply: SendReply) -> None:
-        """Start the sync of ``request`` in its own task; ``reply`` is called when it is done."""
+    def start(self, request: Request, reply: SendReply) -> bool:
+        """Start the sync of ``request`` in its own task; ``reply`` is called when it is done.
+
+        False when this worker runs that sync already (a redelivered request, or
+        one resumed from the pending-syncs table that the stream then read again).
+        """
         program_id = str(request.body.get("ProgramId") or request.key)
         sync_id = str(request.body.get("SyncId") or request.command_id)
+        if any(r.sync_id == sync_id and not r.stopping for r in self._running.values()):
+            return False
         running = RunningSync(program_id, sync_id, request.partition)
         # A fresh context: nothing of the agent's current event (Faust's attachments) leaks in.
         task = asyncio.get_running_loop().create_task(
@@ -200,6 +192,11 @@ class SyncRunner:
         )
         self._running[task] = running
         task.add_done_callback(self._running.pop)
+        return True
+
+    def owned_partitions(self) -> set[int]:
+        """The sync request partitions this worker owns now."""
+        return {tp.partition for tp in self._app.consumer.assignment() if tp.topic == self._requests_topic}
 
     async def stop(self, partitions: set[int] | None = None) -> None:
         """Stop the syncs of these request partitions (None: all): between batches, else cancelled."""
@@ -241,49 +238,106 @@ class SyncRunner:
         try:
             lock = self._locks.setdefault(running.program_id, asyncio.Lock())
             async with lock:
-                answer = await self._sync(running) if not running.stopping else _interrupted(running)
+                answer = await self._sync(running) if not running.stopping else None
         except asyncio.CancelledError:
-            await self._close_cancelled(running, reply)
+            await self._mark_interrupted(running)
             raise
         except Exception:
             logger.exception("sync %s of %s failed", running.sync_id, running.program_id)
             answer = Reply(500, {"error": "internal_error", "message": "The worker failed on this sync; see its log.", "details": {"SyncId": running.sync_id}})
+            await self._record_failure(running, answer)
+        if answer is None:
+            logger.warning(
+                "sync %s of %s stopped here; the next owner of request partition %s resumes it",
+                running.sync_id,
+                running.program_id,
+                running.partition,
+                extra={"program_id": running.program_id, "sync_id": running.sync_id},
+            )
+            return
         await reply(answer)
+        try:
+            await self._pending.send_done(running.program_id, running.partition, running.sync_id)
+        except Exception:  # the next owner of the partition finds it answered in the ledger
+            logger.warning("could not mark sync %s answered", running.sync_id, exc_info=True)
 
-    async def _close_cancelled(self, running: RunningSync, reply: SendReply) -> None:
-        """Best effort, bounded: tell the caller and the ledger that this sync stopped mid-way."""
-        answer = _interrupted(running)
+    async def _mark_interrupted(self, running: RunningSync) -> None:
+        """Best effort, bounded: the ledger says that no worker runs this sync until the next owner resumes it."""
         try:
             async with asyncio.timeout(STOP_GRACE_S):
-                await reply(answer)
                 if self._pool is not None:
-                    await ledger.finish_sync(
-                        self._pool, running.sync_id, finished=_now_ms(), status="interrupted", http_status=answer.status, result=answer.body
-                    )
+                    await ledger.interrupt_sync(self._pool, running.sync_id, _now_ms())
         except Exception:
             logger.warning("could not record the interruption of sync %s", running.sync_id, exc_info=True)
 
+    async def _record_failure(self, running: RunningSync, answer: Reply) -> None:
+        try:
+            if self._pool is not None:
+                await ledger.finish_sync(self._pool, running.sync_id, finished=_now_ms(), status="failed", http_status=answer.status, result=answer.body)
+        except Exception:
+            logger.warning("could not record the failure of sync %s", running.sync_id, exc_info=True)
+
     # --- one program ---------------------------------------------------------
-    async def _sync(self, running: RunningSync) -> Reply:
+    async def _sync(self, running: RunningSync) -> Reply | None:
+        """The sync's answer; None when it was stopped here (handed over) and is to be resumed elsewhere."""
         program_id, sync_id = running.program_id, running.sync_id
         pool, lb = await self._resources()
-        started = _now_ms()
         clock = time.perf_counter()
         program = await get_program(pool, program_id)
         if program is None or not program.lb_configured:
             code = "unknown_program" if program is None else "program_not_configured"
             return Reply(404 if program is None else 422, {"error": code, "message": f"Program {program_id!r} cannot be synced ({code}).", "details": {"ProgramId": program_id}})
-        fresh = await ledger.start_sync(pool, sync_id, program_id, started)
-        await self._settle_interrupted(pool, program_id, sync_id, rerun=not fresh)
+        recorded = await ledger.recorded_sync(pool, sync_id)
+        if recorded is not None and recorded.finished and recorded.http_status is not None:
+            return Reply(recorded.http_status, recorded.result)  # answered before; the caller may still wait
+        if recorded is not None and recorded.resumed >= MAX_TAKEOVERS:
+            answer = _given_up(running, recorded.resumed)
+            await ledger.finish_sync(pool, sync_id, finished=_now_ms(), status="failed", http_status=answer.status, result=answer.body)
+            return answer
+        earlier: list[ledger.RecordedBatch] = []
+        done: dict[str, SubscriptionOutcome] = {}
+        if recorded is None:
+            started = _now_ms()
+            await ledger.start_sync(pool, sync_id, program_id, started)
+            logger.info(
+                "sync %s of %s started (request partition %s)", sync_id, program_id, running.partition,
+                extra={"program_id": program_id, "sync_id": sync_id},
+            )
+        else:
+            started = recorded.started_utc.astimezone(UTC)
+            await ledger.resume_sync(pool, sync_id)
+            metrics.SYNCS.labels("resumed").inc()
+        await self._settle_interrupted(pool, program_id, sync_id, rerun=recorded is not None)
+        if recorded is not None:
+            earlier = await ledger.sync_batches(pool, sync_id)
+            done = {o.publisher: o for o in finished_outcomes(recorded.result)}
+            running.last_seq = max((b.seq for b in earlier), default=0)
+            logger.warning(
+                "sync %s of %s resumed (request partition %s, takeover %d): %d subscription(s) done, %d batch(es) sent before",
+                sync_id, program_id, running.partition, recorded.resumed + 1, len(done), len(earlier),
+                extra={"program_id": program_id, "sync_id": sync_id},
+            )
         record = SubscriberRecord.from_json(self._subscriptions.get(program_id))
         target = _target(program)
-        outcomes = [
-            await self._sync_one(running, sub, started, lb, target, pool) for sub in record.sorted() if sub.sync_enabled
-        ]
+        outcomes: list[SubscriptionOutcome] = []
+        for sub in record.sorted():
+            if not sub.sync_enabled:
+                continue
+            if running.stopping:
+                break
+            outcome = done.get(sub.publisher) or await self._sync_one(
+                running, sub, started, lb, target, pool, [b for b in earlier if b.publisher_program_id == sub.publisher]
+            )
+            outcomes.append(outcome)
+            if outcome.status == "ok":
+                await ledger.sync_progress(pool, sync_id, {"Subscriptions": [o.as_json() for o in outcomes if o.status == "ok"]})
+        if running.stopping and (len(outcomes) < sum(s.sync_enabled for s in record.sorted()) or any(o.status != "ok" for o in outcomes)):
+            await self._mark_interrupted(running)
+            return None
         finished = _now_ms()
         for o in outcomes:
             logger.info(
-                "sync %s of %s <- %s: %s, window %s, %d event(s), %d row(s) imported, %d batch(es); %s",
+                "sync %s of %s <- %s: %s, window %s, %d event(s), %d row(s) imported, %d batch(es), %d resent; %s",
                 sync_id,
                 program_id,
                 o.publisher,
@@ -292,6 +346,7 @@ class SyncRunner:
                 o.events,
                 o.imported,
                 len(o.batches),
+                o.resent,
                 ", ".join(f"{phase} {s * 1000:.0f} ms" for phase, s in o.seconds.items()),
                 extra={"program_id": program_id, "sync_id": sync_id},
             )
@@ -336,8 +391,16 @@ class SyncRunner:
             )
 
     async def _sync_one(
-        self, running: RunningSync, sub: Subscription, started: datetime, lb: CreateBatchClient, target: LbTarget, pool: asyncpg.Pool
+        self,
+        running: RunningSync,
+        sub: Subscription,
+        started: datetime,
+        lb: CreateBatchClient,
+        target: LbTarget,
+        pool: asyncpg.Pool,
+        earlier: list[ledger.RecordedBatch],
     ) -> SubscriptionOutcome:
+        """One subscription; ``earlier``: its batches sent by earlier runs of this sync (resumed)."""
         program_id = running.program_id
         cursor = SubscriberCursors.from_json(self._cursors.get(program_id)).cursor_of(sub)
         try:
@@ -355,7 +418,7 @@ class SyncRunner:
             return await self._writer.store(program_id, running.partition, sub, expected, new)
 
         try:
-            return await sync_subscription(
+            outcome = await sync_subscription(
                 SyncJob(sub.publisher, template, cursor, registered),
                 source=self._source,
                 lb=lb,
@@ -363,9 +426,11 @@ class SyncRunner:
                 started=started,
                 row_cap=self._app.hub_settings.lb_batch_row_cap,
                 store=store,
-                batches=LedgerBatches(pool, running.sync_id, sub.publisher),
+                batches=LedgerBatches(pool, running, sub.publisher, started, earlier),
                 should_stop=lambda: running.stopping,
             )
+            carry_earlier(outcome, earlier)
+            return outcome
         except (EventLogError, KafkaError) as exc:
             outcome = SubscriptionOutcome(sub.publisher, last_sync_utc=cursor.last_sync_utc)
             outcome.fail("events_unavailable", f"hub.events could not be read: {exc}; nothing was lost, call again.")
@@ -377,13 +442,13 @@ class SyncRunner:
             return outcome
 
 
-def _interrupted(running: RunningSync) -> Reply:
+def _given_up(running: RunningSync, takeovers: int) -> Reply:
     return Reply(
         503,
         {
             "error": "sync_interrupted",
-            "message": "The sync was stopped (the worker is shutting down or handing the program to another worker);"
-            " nothing is lost: call processEvents again.",
+            "message": f"The sync was stopped and taken over {takeovers} times (workers stopping or dying);"
+            " what LB accepted stays accepted: call processEvents again.",
             "details": {"ProgramId": running.program_id, "SyncId": running.sync_id},
         },
     )

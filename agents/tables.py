@@ -14,7 +14,7 @@ from typing import cast
 import faust
 
 from hub_stream.platform.faust_app import HubApp, table
-from hub_stream.platform.topics import CURSORS_TABLE, SUBSCRIPTIONS_TABLE
+from hub_stream.platform.topics import CURSORS_TABLE, PENDING_SYNCS_TABLE, SUBSCRIPTIONS_TABLE
 
 
 def _declared_once(app: HubApp, name: str) -> faust.Table:
@@ -31,3 +31,8 @@ def subscriptions_table(app: HubApp) -> faust.Table:
 def cursors_table(app: HubApp) -> faust.Table:
     """The sync cursors table of ``app`` (written by the sync agent only)."""
     return _declared_once(app, CURSORS_TABLE)
+
+
+def pending_syncs_table(app: HubApp) -> faust.Table:
+    """Sync requests not answered yet, by subscriber (written by the sync agent only)."""
+    return _declared_once(app, PENDING_SYNCS_TABLE)

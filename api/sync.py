@@ -76,6 +76,14 @@ def setup(app: web.Application) -> None:
 
 
 _PROGRAM = Param("programId", "path", "the program")
+_INTERRUPTED = (
+    "The sync could not record its progress or was taken over too often (sync_interrupted),"
+    " or could not read hub.events (events_unavailable); call again."
+)
+_TIMED_OUT = (
+    "The sync did not finish in time (sync_timeout); it goes on (a worker that stops hands it to the next)"
+    " and is recorded: GET /api/programs/{programId}/syncs."
+)
 OPERATIONS = [
     Operation(
         "POST",
@@ -88,8 +96,8 @@ OPERATIONS = [
             422: ("No LB connection (program_not_configured), or a template failed on an event (render_failed).", None),
             409: ("A PATCH LastSyncUtc moved a cursor while the sync ran (cursor_moved); call again.", None),
             502: ("LB refused or failed a batch (lb_rejected); the body also carries the sync result.", None),
-            503: ("The worker stopped the sync (sync_interrupted) or could not read hub.events (events_unavailable); call again.", None),
-            504: ("The sync did not finish in time (sync_timeout); it goes on and is recorded.", None),
+            503: (_INTERRUPTED, None),
+            504: (_TIMED_OUT, None),
         },
         params=(Param("programId", "query", "the subscriber program to sync", required=True),),
         tag="sync",

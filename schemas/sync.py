@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class BatchOut(BaseModel):
@@ -21,6 +21,13 @@ class SubscriptionSyncOut(BaseModel):
     Imported: int
     Ignored: int
     Batches: list[BatchOut]
+    Resent: int = Field(
+        0,
+        ge=0,
+        description="Batches of this subscription sent again after an attempt that got no answer"
+        " (a timeout, a dropped connection, a worker that died): LB may hold their rows twice."
+        " Each is `unanswered` in the ledger; a batch keeps its fileName when sent again.",
+    )
     LastSyncUtc: str | None
     Error: str | None
 
@@ -36,8 +43,9 @@ class SyncOut(BaseModel):
 
 
 class LedgerBatchOut(BaseModel):
-    """One CreateBatch call: ``sending`` until LB answers; ``unanswered`` when the worker
-    died first (the rows were sent again; LB may hold them twice)."""
+    """One CreateBatch call: ``sending`` until LB answers; ``unanswered`` when an attempt
+    got no answer after the rows went out (a timeout, a dropped connection, a worker that
+    died): the rows were or will be sent again, and LB may hold them twice."""
 
     PublisherProgramId: str
     ImportProcessId: int
@@ -48,6 +56,7 @@ class LedgerBatchOut(BaseModel):
     LbMessage: str | None
     BatchId: str | None
     BatchUrl: str | None
+    FileName: str | None = Field(None, description="The fileName LB shows for this batch (null for batches recorded before it was kept).")
     FirstOffset: int | None
     LastOffset: int | None
     CreatedUtc: str
@@ -59,6 +68,7 @@ class LedgerSyncOut(BaseModel):
     FinishedUtc: str | None
     Status: Literal["running", "ok", "failed", "interrupted"]
     HttpStatus: int | None
+    Resumed: int = Field(0, ge=0, description="How many times another run took this sync over after its worker stopped or died.")
     Subscriptions: list[SubscriptionSyncOut]
     Batches: list[LedgerBatchOut]
 

@@ -10,8 +10,11 @@ hang or answer slowly — in process (``FakeLB`` methods) or over HTTP
 Slow answers model the ambiguous case of the sync: the stand-in records a
 batch as soon as it decides (as LB queues the rows), then waits before
 answering, so a client that dies or gives up meanwhile never learns that
-its batch was accepted. ``hang`` holds a request without reading it: such a
-batch is never recorded.
+its batch was accepted. Two behaviours script that case for the next N
+accepted batches: ``timeout_after_store`` (recorded, then the answer is held
+for ``hold_s``, past any sane client timeout) and ``drop_after_store``
+(recorded, then the connection is closed without an answer). ``hang`` holds
+a request without reading it: such a batch is never recorded.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ class Behaviour:
     reject_import_process_ids: set[int] = field(default_factory=set)  # always 400 for these
     delay_s: float = 0.0  # answer slowly: the batch is recorded first, the answer follows after this
     hang: bool = False  # hold requests unread and unrecorded until reset (the client gives up first)
+    timeout_after_store: int = 0  # the next N accepted batches: recorded, then no answer for hold_s
+    drop_after_store: int = 0  # the next N accepted batches: recorded, then the connection is closed
+    hold_s: float = 30.0  # how long ``timeout_after_store`` holds the answer
 
 
 class FakeLB:
@@ -75,6 +81,15 @@ class FakeLB:
         if message:
             self.behaviour.fail_message = message
 
+    def store_then_time_out(self, times: int = 1, *, hold_s: float = 30.0) -> None:
+        """Record the next ``times`` accepted batches, then hold each answer for ``hold_s``."""
+        self.behaviour.timeout_after_store = times
+        self.behaviour.hold_s = hold_s
+
+    def store_then_drop(self, times: int = 1) -> None:
+        """Record the next ``times`` accepted batches, then close each connection without an answer."""
+        self.behaviour.drop_after_store = times
+
     def reject_process(self, import_process_id: int) -> None:
         self.behaviour.reject_import_process_ids.add(import_process_id)
 
@@ -82,6 +97,11 @@ class FakeLB:
         """Normal behaviour, nothing recorded; requests held by ``hang`` are answered 503, unrecorded."""
         self.behaviour = Behaviour()
         self.batches.clear()
+        self.release_held()
+
+    def release_held(self) -> None:
+        """Stop hanging: requests held so far are answered 503, unrecorded (what was recorded stays)."""
+        self.behaviour.hang = False
         self._release.set()
         self._release = asyncio.Event()
 
@@ -117,12 +137,21 @@ class FakeLB:
                 failure_email=q.get("sendFailureEmailTo"),
                 rows=[],
             )
-            delay = self.behaviour.delay_s
+            b = self.behaviour
+            delay = b.delay_s
             response = await self._answer(request, batch)
             batch.status = response.status
             # Recorded as soon as it is decided, like LB queueing the rows: an answer
             # delayed below may never reach a client that dies or gives up meanwhile.
             self.batches.append(batch)
+            if response.status == 200 and b.drop_after_store > 0:
+                b.drop_after_store -= 1
+                assert request.transport is not None
+                request.transport.close()  # the client sees the connection drop, no status line
+                return response
+            if response.status == 200 and b.timeout_after_store > 0:
+                b.timeout_after_store -= 1
+                delay = max(delay, b.hold_s)
             if delay:
                 await asyncio.sleep(delay)
             return response

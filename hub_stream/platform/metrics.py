@@ -23,9 +23,14 @@ HTTP_LATENCY = Histogram(
 EVENTS = Counter(
     "hub_events_total", "Published events by outcome (accepted, deduplicated, rejected).", ["outcome"], registry=REGISTRY
 )
-SYNCS = Counter("hub_syncs_total", "Syncs by outcome.", ["outcome"], registry=REGISTRY)
+SYNCS = Counter("hub_syncs_total", "Syncs by outcome (ok, failed; resumed: taken over after a worker stopped).", ["outcome"], registry=REGISTRY)
 SYNC_ROWS = Counter("hub_sync_rows_total", "Rows by outcome (imported, ignored, failed).", ["outcome"], registry=REGISTRY)
-SYNC_BATCHES = Counter("hub_sync_batches_total", "CreateBatch calls by outcome.", ["outcome"], registry=REGISTRY)
+SYNC_BATCHES = Counter(
+    "hub_sync_batches_total",
+    "CreateBatch calls by outcome (accepted, failed; resent: sent again after an attempt without an answer).",
+    ["outcome"],
+    registry=REGISTRY,
+)
 LB_LATENCY = Histogram(
     "hub_lb_create_batch_seconds",
     "CreateBatch latency, retries included.",

@@ -28,6 +28,7 @@ SUBSCRIPTIONS_TABLE = "subscriptions"
 CURSORS_TABLE = "sync-cursors"
 INTAKE_TABLE = "intake"
 COMMANDS_TABLE = "applied-commands"
+PENDING_SYNCS_TABLE = "pending-syncs"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ def table_topics(settings: HubSettings) -> dict[str, TopicSpec]:
         SUBSCRIPTIONS_TABLE: subs,
         CURSORS_TABLE: subs,
         COMMANDS_TABLE: subs,
+        PENDING_SYNCS_TABLE: subs,
         INTAKE_TABLE: pubs,
     }
     return {

@@ -40,9 +40,9 @@ from hub_stream.events.records import StoredEvent
 from hub_stream.platform import metrics
 from hub_stream.sync.cursors import SyncCursor
 from hub_stream.sync.lb_client import BatchOutcome, CreateBatchClient, LbTarget
-from hub_stream.sync.plan import PlannedBatch, RowAt, batch_file_name, plan_batches
+from hub_stream.sync.plan import PlannedBatch, RowAt, plan_batches
 from hub_stream.templating import PayloadTemplate, RowRenderError
-from schemas.timefmt import format_utc
+from schemas.timefmt import format_utc, parse_utc
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +97,42 @@ StoreCursor = Callable[[SyncCursor, SyncCursor], Awaitable[bool]]
 """(expected, new) -> True when stored; False when the stored cursor is no longer ``expected``."""
 
 
+@dataclass(frozen=True)
+class SendingBatch:
+    """A batch as the ledger recorded it before the CreateBatch call."""
+
+    seq: int
+    file_name: str
+    resend: bool = False  # these rows went out before in this sync and got no answer
+
+
 class BatchLog(Protocol):
     """The sync ledger's view of one subscription's batches."""
 
-    async def sending(self, batch: PlannedBatch) -> int: ...
+    async def sending(self, batch: PlannedBatch) -> SendingBatch: ...
 
-    async def answered(self, seq: int, batch: PlannedBatch, outcome: BatchOutcome, *, note: str | None = None) -> None: ...
+    async def answered(self, sending: SendingBatch, batch: PlannedBatch, outcome: BatchOutcome, *, note: str | None = None) -> None: ...
+
+
+def ledger_status(sending: SendingBatch, outcome: BatchOutcome, note: str | None = None) -> tuple[str, str]:
+    """A batch's ledger status and message after its CreateBatch call.
+
+    ``unanswered`` whenever an attempt may have reached LB without an answer:
+    LB may hold the rows (twice, when a later attempt was accepted).
+    """
+    message = note or outcome.message
+    if outcome.unanswered == 0:
+        return ("accepted" if outcome.ok else "rejected"), message
+    if outcome.ok:
+        return "unanswered", (
+            f"LB accepted this batch on attempt {outcome.attempts}; {outcome.unanswered} earlier attempt(s)"
+            f" got no answer after the rows went out, so LB may hold these rows twice"
+            f" (file {sending.file_name!r} in its Recent Imports)." + (f" {note}" if note else "")
+        )
+    return "unanswered", (
+        f"{message} {outcome.unanswered} attempt(s) got no answer after the rows went out: LB may hold"
+        f" these rows (file {sending.file_name!r}); the next sync sends them again."
+    )
 
 
 @dataclass(frozen=True)
@@ -128,6 +158,7 @@ class SubscriptionOutcome:
     error_code: str | None = None  # a key of ERROR_STATUS
     failed_event_ids: list[str] = field(default_factory=list)
     lb_status: int | None = None
+    resent: int = 0  # batches sent again after an attempt without an answer (possible duplicates at LB)
     window: tuple[int, int] | None = None  # [start, end) of hub.events offsets read
     seconds: dict[str, float] = field(default_factory=dict)  # time per phase, for the log
 
@@ -137,6 +168,23 @@ class SubscriptionOutcome:
             self.error_code, self.error = code, message
         self.status = "failed"
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> SubscriptionOutcome:
+        """An outcome as ``as_json`` wrote it (a resumed sync keeps what an earlier run completed)."""
+        last = doc.get("LastSyncUtc")
+        outcome = cls(
+            doc["PublisherProgramId"],
+            events=doc.get("Events", 0),
+            imported=doc.get("Imported", 0),
+            ignored=doc.get("Ignored", 0),
+            batches=list(doc.get("Batches") or []),
+            last_sync_utc=parse_utc(last) if last else None,
+            resent=doc.get("Resent", 0),
+        )
+        if doc.get("Status") != "ok":
+            outcome.fail("internal_error", str(doc.get("Error")))
+        return outcome
+
     def as_json(self) -> dict[str, Any]:
         return {
             "PublisherProgramId": self.publisher,
@@ -145,6 +193,7 @@ class SubscriptionOutcome:
             "Imported": self.imported,
             "Ignored": self.ignored,
             "Batches": self.batches,
+            "Resent": self.resent,
             "LastSyncUtc": format_utc(self.last_sync_utc) if self.last_sync_utc else None,
             "Error": self.error,
         }
@@ -240,7 +289,7 @@ async def sync_subscription(
         clock = _lap(outcome, "render", clock)
     if rows is None:
         return outcome
-    cursor = await _send(job, rows, start, outcome, lb=lb, target=target, started=started, row_cap=row_cap, store=store, batches=batches, should_stop=should_stop)
+    cursor = await _send(job, rows, start, outcome, lb=lb, target=target, row_cap=row_cap, store=store, batches=batches, should_stop=should_stop)
     clock = _lap(outcome, "send", clock)
     metrics.SYNC_ROWS.labels("imported").inc(outcome.imported)
     metrics.SYNC_ROWS.labels("ignored").inc(outcome.ignored)
@@ -303,7 +352,6 @@ async def _send(
     *,
     lb: CreateBatchClient,
     target: LbTarget,
-    started: datetime,
     row_cap: int,
     store: StoreCursor,
     batches: BatchLog,
@@ -319,13 +367,16 @@ async def _send(
         if should_stop():
             outcome.fail("sync_interrupted", "The sync was stopped (worker shutting down or handing over); call again.")
             return None
-        seq = await batches.sending(batch)
+        sending = await batches.sending(batch)
         result = await lb.create_batch(
-            target, file_name=batch_file_name(job.publisher, started), import_process_id=batch.import_process_id, rows=batch.rows
+            target, file_name=sending.file_name, import_process_id=batch.import_process_id, rows=batch.rows
         )
         metrics.SYNC_BATCHES.labels("accepted" if result.ok else "failed").inc()
+        if sending.resend or result.resent:
+            outcome.resent += 1
+            metrics.SYNC_BATCHES.labels("resent").inc()
         if not result.ok:
-            await batches.answered(seq, batch, result)
+            await batches.answered(sending, batch, result)
             refused.add(batch.import_process_id)
             _rejected(outcome, batch, result)
             continue
@@ -334,10 +385,10 @@ async def _send(
         try:
             stored = await store(cursor, new)
         except ProgressNotRecorded as exc:
-            await batches.answered(seq, batch, result, note=f"{UNRECORDED} ({exc})")
+            await batches.answered(sending, batch, result, note=f"{UNRECORDED} ({exc})")
             outcome.fail("sync_interrupted", f"LB accepted a batch, but the progress could not be recorded: {exc}")
             return None
-        await batches.answered(seq, batch, result)
+        await batches.answered(sending, batch, result)
         outcome.imported += len(batch.rows)
         outcome.batches.append(
             {"ImportProcessId": batch.import_process_id, "Rows": len(batch.rows), "BatchId": result.batch_id, "BatchUrl": result.batch_url}

@@ -9,7 +9,11 @@ error message.
 
 A retry after a timeout may send rows LB had queued already: LB has no
 idempotency key, and the contract prefers a possible duplicate to a lost
-row (docs/sync.md).
+row (docs/sync.md). Such an attempt is counted, never hidden: an attempt
+that ended without an answer after the request may have gone out (a
+timeout, the connection dropped) is ``unanswered``, and a batch sent again
+after one is ``resent``. A connection that was never made (refused,
+connect timeout) sent nothing and counts as neither.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ class BatchOutcome:
     batch_id: str | None = None
     batch_url: str | None = None
     attempts: int = 1
+    unanswered: int = 0  # attempts that may have reached LB but got no answer
+    resent: bool = False  # an attempt followed an unanswered one: LB may hold the rows twice
 
 
 class CreateBatchClient:
@@ -110,12 +116,15 @@ class CreateBatchClient:
         url = target.base_url.rstrip("/") + CREATE_BATCH_PATH
         body = ("\n".join(rows) + "\n").encode()
         headers = {"Authorization": f"apikey {target.api_key}", "Content-Type": "application/x-ndjson"}
-        attempts = 0
+        attempts = unanswered = 0
+        resent = False
         clock = time.perf_counter()
         while True:
             attempts += 1
-            outcome, retry_after = await self._attempt(url, params, body, headers)
-            outcome = BatchOutcome(**{**outcome.__dict__, "attempts": attempts})
+            resent = resent or unanswered > 0
+            outcome, retry_after, maybe_sent = await self._attempt(url, params, body, headers)
+            unanswered += maybe_sent
+            outcome = BatchOutcome(**{**outcome.__dict__, "attempts": attempts, "unanswered": unanswered, "resent": resent})
             retryable = outcome.status is None or outcome.status in RETRY_STATUSES
             if outcome.ok or not retryable or attempts > self._settings.lb_max_retries:
                 metrics.LB_LATENCY.observe(time.perf_counter() - clock)
@@ -138,19 +147,25 @@ class CreateBatchClient:
 
     async def _attempt(
         self, url: str, params: dict[str, str], body: bytes, headers: dict[str, str]
-    ) -> tuple[BatchOutcome, float | None]:
+    ) -> tuple[BatchOutcome, float | None, bool]:
+        """One POST: (outcome, Retry-After, whether it may have reached LB without an answer)."""
         try:
             async with self._ensure_session().post(url, params=params, data=body, headers=headers) as resp:
                 text = await resp.text(errors="replace")
                 retry_after = _retry_after(resp.headers.get("Retry-After"))
                 if 200 <= resp.status < 300:
                     batch_id, batch_url = _batch_reference(text)
-                    return BatchOutcome(True, resp.status, "accepted", batch_id, batch_url), None
-                return BatchOutcome(False, resp.status, _message(text, resp.reason)), retry_after
+                    return BatchOutcome(True, resp.status, "accepted", batch_id, batch_url), None, False
+                return BatchOutcome(False, resp.status, _message(text, resp.reason)), retry_after, False
+        except aiohttp.ConnectionTimeoutError:  # no connection was made: nothing was sent
+            return BatchOutcome(False, None, "LB could not be reached within the connect timeout."), None, False
         except TimeoutError:
-            return BatchOutcome(False, None, "LB did not answer within the timeout."), None
-        except aiohttp.ClientError as exc:
-            return BatchOutcome(False, None, f"Could not reach LB: {type(exc).__name__}: {exc}"[:MESSAGE_MAX]), None
+            return BatchOutcome(False, None, "LB did not answer within the timeout."), None, True
+        except aiohttp.ClientConnectorError as exc:  # refused, unknown host: nothing was sent
+            return BatchOutcome(False, None, f"Could not reach LB: {type(exc).__name__}: {exc}"[:MESSAGE_MAX]), None, False
+        except aiohttp.ClientError as exc:  # the connection dropped: the body may have gone out
+            message = f"LB dropped the connection without an answer: {type(exc).__name__}: {exc}"
+            return BatchOutcome(False, None, message[:MESSAGE_MAX]), None, True
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -6,8 +6,10 @@ answer right after it (after the cursor recorded an acceptance), so a worker
 that dies mid-sync leaves a trace: the next sync of the program marks the
 dead sync ``interrupted`` and settles each ``sending`` batch as ``accepted``
 (the cursor had recorded it) or ``unanswered`` (sent again; LB may hold it
-twice). Sync status: running | ok | failed | interrupted. Batch status:
-sending | accepted | rejected | unanswered.
+twice). A sync stopped on a worker is resumed by the next owner of its
+request partition under the same SyncId: ``interrupted`` -> ``running``
+again, with ``resumed`` counting the takeovers. Sync status: running | ok |
+failed | interrupted. Batch status: sending | accepted | rejected | unanswered.
 """
 
 from __future__ import annotations
@@ -35,30 +37,95 @@ async def start_sync(conn: asyncpg.Pool | asyncpg.Connection, sync_id: str, prog
     return status.split()[-1] == "1"
 
 
+@dataclass(frozen=True)
+class RecordedSync:
+    """A sync as the ledger has it, for a worker about to run (or resume) it."""
+
+    status: str
+    started_utc: datetime
+    http_status: int | None
+    result: dict[str, Any] | None
+    resumed: int
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("ok", "failed")
+
+
+async def recorded_sync(conn: asyncpg.Pool | asyncpg.Connection, sync_id: str) -> RecordedSync | None:
+    row = await conn.fetchrow("SELECT status, started_utc, http_status, result, resumed FROM syncs WHERE sync_id = $1", sync_id)
+    if row is None:
+        return None
+    result = row["result"]
+    return RecordedSync(row["status"], row["started_utc"], row["http_status"], json.loads(result) if isinstance(result, str) else result, row["resumed"])
+
+
+async def resume_sync(conn: asyncpg.Pool | asyncpg.Connection, sync_id: str) -> None:
+    """A worker takes over a sync another worker (or this one, earlier) stopped: ``running`` again."""
+    await conn.execute(
+        "UPDATE syncs SET status = 'running', finished_utc = NULL, resumed = resumed + 1 WHERE sync_id = $1", sync_id
+    )
+
+
+async def interrupt_sync(conn: asyncpg.Pool | asyncpg.Connection, sync_id: str, finished: datetime) -> None:
+    """This worker stopped the sync (handover or shutdown): no worker runs it until the next owner resumes it."""
+    await conn.execute(
+        "UPDATE syncs SET status = 'interrupted', finished_utc = $2 WHERE sync_id = $1 AND status = 'running'", sync_id, finished
+    )
+
+
+@dataclass(frozen=True)
+class RecordedBatch:
+    """A batch an earlier run of the same sync sent (a resumed sync builds on them)."""
+
+    seq: int
+    publisher_program_id: str
+    import_process_id: int
+    row_count: int
+    first_offset: int
+    last_offset: int
+    status: str
+    lb_status: int | None
+    batch_id: str | None
+    batch_url: str | None
+    file_name: str | None
+
+
+async def sync_batches(conn: asyncpg.Pool | asyncpg.Connection, sync_id: str) -> list[RecordedBatch]:
+    rows = await conn.fetch(
+        "SELECT seq, publisher_program_id, import_process_id, row_count, first_offset, last_offset, status,"
+        " lb_status, batch_id, batch_url, file_name FROM sync_batches WHERE sync_id = $1 ORDER BY seq",
+        sync_id,
+    )
+    return [RecordedBatch(*row) for row in rows]
+
+
 async def batch_sending(
     conn: asyncpg.Pool | asyncpg.Connection,
     sync_id: str,
+    seq: int,
     *,
     publisher_program_id: str,
     import_process_id: int,
     row_count: int,
     first_offset: int,
     last_offset: int,
-) -> int:
-    """Record a batch about to go to LB (status ``sending``); returns its seq within the sync."""
-    seq = await conn.fetchval(
+    file_name: str,
+) -> None:
+    """Record a batch about to go to LB (status ``sending``) as number ``seq`` of the sync."""
+    await conn.execute(
         "INSERT INTO sync_batches (sync_id, seq, publisher_program_id, import_process_id, row_count,"
-        " first_offset, last_offset, status)"
-        " VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM sync_batches WHERE sync_id = $1),"
-        " $2, $3, $4, $5, $6, 'sending') RETURNING seq",
+        " first_offset, last_offset, status, file_name)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, 'sending', $8)",
         sync_id,
+        seq,
         publisher_program_id,
         import_process_id,
         row_count,
         first_offset,
         last_offset,
+        file_name,
     )
-    return int(seq)
 
 
 async def batch_answered(
@@ -149,6 +216,11 @@ async def close_interrupted(
     return int(closed.split()[-1])
 
 
+async def sync_progress(conn: asyncpg.Pool | asyncpg.Connection, sync_id: str, partial: dict[str, Any]) -> None:
+    """What a running sync has completed so far (its finished subscriptions): a takeover keeps it."""
+    await conn.execute("UPDATE syncs SET result = $2::jsonb WHERE sync_id = $1", sync_id, json.dumps(partial))
+
+
 async def finish_sync(
     conn: asyncpg.Pool | asyncpg.Connection,
     sync_id: str,
@@ -171,7 +243,7 @@ async def finish_sync(
 async def recent_syncs(conn: asyncpg.Pool | asyncpg.Connection, program_id: str, *, limit: int = 20) -> list[dict[str, Any]]:
     """The newest syncs of a program, each with its batches and LB's answers."""
     syncs = await conn.fetch(
-        "SELECT sync_id, started_utc, finished_utc, status, http_status, result FROM syncs"
+        "SELECT sync_id, started_utc, finished_utc, status, http_status, result, resumed FROM syncs"
         " WHERE program_id = $1 ORDER BY started_utc DESC LIMIT $2",
         program_id,
         limit,
@@ -195,6 +267,7 @@ async def recent_syncs(conn: asyncpg.Pool | asyncpg.Connection, program_id: str,
                 "LbMessage": b["lb_message"],
                 "BatchId": b["batch_id"],
                 "BatchUrl": b["batch_url"],
+                "FileName": b["file_name"],
                 "FirstOffset": b["first_offset"],
                 "LastOffset": b["last_offset"],
                 "CreatedUtc": format_utc(b["created_utc"]),
@@ -212,6 +285,7 @@ async def recent_syncs(conn: asyncpg.Pool | asyncpg.Connection, program_id: str,
                 "FinishedUtc": format_utc(s["finished_utc"]) if s["finished_utc"] else None,
                 "Status": s["status"],
                 "HttpStatus": s["http_status"],
+                "Resumed": s["resumed"],
                 "Subscriptions": (result or {}).get("Subscriptions", []),
                 "Batches": by_sync.get(s["sync_id"], []),
             }

@@ -52,6 +52,10 @@ def plan_batches(rows: Iterable[RowAt], *, delivered: Mapping[int, int], row_cap
     return batches
 
 
-def batch_file_name(publisher_program_id: str, when: datetime) -> str:
-    """The ``fileName`` LB shows under Recent Imports."""
-    return f"Learning Hub {publisher_program_id} {when:%Y-%m-%d}"
+def batch_file_name(publisher_program_id: str, when: datetime, sync_id: str, n: int) -> str:
+    """The ``fileName`` LB shows under Recent Imports: unique per batch of a sync.
+
+    ``n`` is the batch's number in the sync (its ledger seq). A batch sent again
+    keeps its name, so LB staff see a possible duplicate as two imports of one file.
+    """
+    return f"Learning Hub {publisher_program_id} {when:%Y-%m-%d} {sync_id}-{n}"

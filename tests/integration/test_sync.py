@@ -148,7 +148,9 @@ async def test_sync_delivers_in_order_once_and_skips_deleted_and_others(
     [result] = body["Subscriptions"]
     assert (result["Status"], result["Events"], result["Imported"], result["Ignored"]) == ("ok", 5, 4, 1)
     assert delivered(lb) == [(11, 1), (11, 3), (11, 6), (22, 2)]
-    assert {b.file_name for b in lb.accepted} == {f"Learning Hub {pub} {body['StartedUtc'][:10]}"}
+    prefix = f"Learning Hub {pub} {body['StartedUtc'][:10]} {body['SyncId']}"
+    assert [b.file_name for b in lb.accepted] == [f"{prefix}-1", f"{prefix}-2"]  # unique per batch
+    assert result["Resent"] == 0
     assert all(b.creation_path == "LH" for b in lb.accepted)
     assert result["LastSyncUtc"] == body["StartedUtc"]
 
@@ -389,7 +391,8 @@ async def test_worker_killed_mid_sync(
 ) -> None:
     """The guarantee of docs/sync.md: a batch whose acceptance was recorded is never sent
     again; a batch whose answer never came is sent again (LB may then hold it twice).
-    "sigterm": a worker told to stop cancels the sync waiting on LB and answers 503."""
+    The only worker dies (or is told to stop, "sigterm"); the caller keeps waiting, and the
+    next worker resumes the sync under its SyncId and answers it."""
     settings = make_settings(kafka_bootstrap, database_dsn, tmp_path, lb_max_retries=0, lb_batch_row_cap=3, request_timeout_s=60)
     await ensure_topics(settings)
     rpc = RpcClient(settings)
@@ -410,34 +413,34 @@ async def test_worker_killed_mid_sync(
                 lb.behaviour.hang, lb.behaviour.delay_s = True, 0.0
                 while lb.hanging < 1:  # batch 1's answer was recorded; batch 2 is held unread
                     await asyncio.sleep(0.02)
-            # Past the commit interval: the new worker gets only the new call, not the
-            # first request again (a redelivered request would re-run that sync; docs/sync.md).
-            await asyncio.sleep(2.5)
             if moment == "sigterm":
                 worker.stop()
-                status, body = await asyncio.wait_for(first_call, 10)
-                assert status == 503 and body["error"] == "sync_interrupted", body
+                await asyncio.sleep(1)
+                assert not first_call.done()  # no 503: the sync is handed over, not given up
             else:
                 worker.kill()
-                first_call.cancel()
             lb.behaviour.hang, lb.behaviour.delay_s = False, 0.0
             worker = await start_worker_and_wait(settings, rpc, sub, tmp_path / "worker2.log")
-            status, body = await process(http, system, sub)
+            status, body = await asyncio.wait_for(first_call, 60)  # the new worker resumed it
             assert status == 200, (body, worker.log_tail())
+            assert body["Subscriptions"][0]["Imported"] == 9 and body["Subscriptions"][0]["Resent"] == 1
             rows = Counter(n for _, n in delivered(lb))
             assert set(rows) == set(range(1, 10))  # everything delivered ...
             twice = {n for n, c in rows.items() if c > 1}
+            status, again = await process(http, system, sub)
+            assert status == 200 and again["Subscriptions"][0]["Imported"] == 0  # nothing left behind
             r = await http.get(f"/api/programs/{sub}/syncs", headers=system)
-            latest, killed = (await r.json())["Syncs"]
-            assert killed["Status"] == "interrupted" and latest["Status"] == "ok"
+            latest, resumed = (await r.json())["Syncs"]
+            assert resumed["SyncId"] == body["SyncId"] and resumed["Status"] == "ok" and resumed["Resumed"] == 1
+            assert latest["Status"] == "ok" and latest["Batches"] == []
             if moment in ("between_batches", "sigterm"):
                 assert twice == set()  # ... and batch 1, accepted and recorded, not again
-                assert [b["Status"] for b in killed["Batches"]] == ["accepted", "unanswered"]
+                assert [b["Status"] for b in resumed["Batches"]] == ["accepted", "unanswered", "accepted", "accepted"]
             else:
                 assert twice == {1, 2, 3}  # batch 1 was queued at LB but its answer never came
-                assert [b["Status"] for b in killed["Batches"]] == ["unanswered"]
-                assert "may hold them twice" in killed["Batches"][0]["LbMessage"]
-            assert [b["Rows"] for b in latest["Batches"]] == ([3, 3, 3] if moment == "batch_in_flight" else [3, 3])
+                assert [b["Status"] for b in resumed["Batches"]] == ["unanswered", "accepted", "accepted", "accepted"]
+                assert "may hold them twice" in resumed["Batches"][0]["LbMessage"]
+            assert resumed["Batches"][0]["FileName"] != resumed["Batches"][2]["FileName"]
     finally:
         worker.stop()
         await runner.cleanup()

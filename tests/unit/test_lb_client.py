@@ -99,6 +99,28 @@ async def test_lb_down_is_retried_then_reported(lb: FakeLB) -> None:
         outcome = await client.create_batch(target, file_name="f", import_process_id=1, rows=ROWS)
     assert not outcome.ok and outcome.status is None and outcome.attempts == 2
     assert "Could not reach LB" in outcome.message
+    assert outcome.unanswered == 0 and not outcome.resent  # nothing went out: no possible duplicate
+
+
+@pytest.mark.parametrize("fault", ["timeout", "drop"])
+async def test_stored_but_unanswered_then_resent_is_reported(lb: FakeLB, fault: str) -> None:
+    if fault == "timeout":
+        lb.store_then_time_out(1, hold_s=3.0)
+    else:
+        lb.store_then_drop(1)
+    async with _client(lb_total_timeout_s=0.5) as client:
+        outcome = await client.create_batch(_target(lb), file_name="f", import_process_id=1, rows=ROWS)
+    assert outcome.ok and outcome.attempts == 2
+    assert outcome.unanswered == 1 and outcome.resent  # LB holds the rows twice, and the caller knows
+    assert len(lb.accepted) == 2 and lb.accepted[0].file_name == lb.accepted[1].file_name == "f"
+
+
+async def test_a_hang_before_reading_is_still_a_possible_duplicate(lb: FakeLB) -> None:
+    """The client cannot tell a request held unread from one stored: it must assume the worst."""
+    lb.behaviour.hang = True
+    async with _client(lb_total_timeout_s=0.3, lb_max_retries=0) as client:
+        outcome = await client.create_batch(_target(lb), file_name="f", import_process_id=1, rows=ROWS)
+    assert not outcome.ok and outcome.unanswered == 1 and not outcome.resent
 
 
 async def test_key_never_logged_nor_in_messages(lb: FakeLB, caplog: pytest.LogCaptureFixture) -> None:

@@ -41,4 +41,5 @@ def test_row_cap_must_be_positive() -> None:
 
 
 def test_file_name() -> None:
-    assert batch_file_name("ACME", datetime(2026, 11, 22, 23, 59, tzinfo=UTC)) == "Learning Hub ACME 2026-11-22"
+    when = datetime(2026, 11, 22, 23, 59, tzinfo=UTC)
+    assert batch_file_name("ACME", when, "S:SUB-5f0c", 3) == "Learning Hub ACME 2026-11-22 S:SUB-5f0c-3"

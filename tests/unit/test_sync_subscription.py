@@ -16,13 +16,15 @@ from hub_stream.platform.settings import HubSettings
 from hub_stream.sync.cursors import SyncCursor
 from hub_stream.sync.delivery import (
     ProgressNotRecorded,
+    SendingBatch,
     SyncJob,
+    ledger_status,
     sync_answer,
     sync_subscription,
     window_start,
 )
 from hub_stream.sync.lb_client import CreateBatchClient, LbTarget
-from hub_stream.sync.plan import PlannedBatch
+from hub_stream.sync.plan import PlannedBatch, batch_file_name
 from hub_stream.templating import parse_payload_template
 from schemas.timefmt import parse_utc
 
@@ -92,15 +94,17 @@ class MemoryCursors:
 
 
 class MemoryLedger:
+    """[import process, rows, status, message] per batch, numbered and named as the sync does."""
+
     def __init__(self) -> None:
         self.rows: list[list[Any]] = []
 
-    async def sending(self, batch: PlannedBatch) -> int:
+    async def sending(self, batch: PlannedBatch) -> SendingBatch:
         self.rows.append([batch.import_process_id, len(batch.rows), "sending", None])
-        return len(self.rows)
+        return SendingBatch(len(self.rows), batch_file_name("PUB", STARTED, "S:SUB-1", len(self.rows)))
 
-    async def answered(self, seq: int, batch: Any, outcome: Any, *, note: str | None = None) -> None:
-        self.rows[seq - 1][2:] = ["accepted" if outcome.ok else "rejected", note]
+    async def answered(self, sending: SendingBatch, batch: Any, outcome: Any, *, note: str | None = None) -> None:
+        self.rows[sending.seq - 1][2:] = list(ledger_status(sending, outcome, note))
 
 
 @pytest.fixture
@@ -119,9 +123,10 @@ async def run(
     registered: datetime | None = None,
     ledger: MemoryLedger | None = None,
     should_stop: Any = lambda: False,
+    settings: HubSettings | None = None,
 ) -> tuple[Any, SyncCursor, list[SyncCursor]]:
     store = cursor if isinstance(cursor, MemoryCursors) else MemoryCursors(cursor)
-    async with CreateBatchClient(HubSettings(lb_max_retries=0)) as client:
+    async with CreateBatchClient(settings or HubSettings(lb_max_retries=0)) as client:
         outcome = await sync_subscription(
             SyncJob("PUB", parse_payload_template(template), store.current, registered),
             source=source,
@@ -146,7 +151,8 @@ async def test_groups_by_process_in_log_order_skips_deleted_and_ignored(lb: Fake
     outcome, after, saved = await run(lb, MemorySource(records), SyncCursor("s1"))
     assert outcome.status == "ok" and (outcome.events, outcome.imported, outcome.ignored) == (5, 4, 1)
     assert rows_of(lb) == [(1, 1), (1, 5), (1, 6), (2, 2)]  # row cap 2 split process 1 in two batches
-    assert [b.file_name for b in lb.accepted] == ["Learning Hub PUB 2026-11-22"] * 3
+    assert [b.file_name for b in lb.accepted] == [f"Learning Hub PUB 2026-11-22 S:SUB-1-{n}" for n in (1, 2, 3)]
+    assert outcome.resent == 0 and outcome.as_json()["Resent"] == 0
     assert after.next_offset == 7 and after.last_sync_utc == STARTED and after.delivered == {}
     assert saved[-1] == after
 
@@ -273,3 +279,33 @@ def test_gc_is_paused_while_any_sync_decodes_and_back_after() -> None:
             assert not gc.isenabled()
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize("fault", ["timeout", "drop"])
+async def test_a_batch_stored_without_an_answer_and_sent_again_is_visible(lb: FakeLB, fault: str) -> None:
+    """LB stored the batch but its answer never came: the retry makes a duplicate, and it shows."""
+    records = [ev(n, n, "A") for n in range(4)]  # two batches of 2
+    if fault == "timeout":
+        lb.store_then_time_out(1, hold_s=3.0)
+    else:
+        lb.store_then_drop(1)
+    ledger = MemoryLedger()
+    settings = HubSettings(lb_max_retries=1, lb_total_timeout_s=0.5)
+    outcome, after, _ = await run(lb, MemorySource(records), SyncCursor("s1"), ledger=ledger, settings=settings)
+    assert outcome.status == "ok" and outcome.imported == 4 and after.next_offset == 4
+    assert rows_of(lb) == [(1, 0), (1, 1), (1, 0), (1, 1), (1, 2), (1, 3)]  # batch 1 twice at LB
+    assert outcome.resent == 1 and outcome.as_json()["Resent"] == 1
+    assert [r[2] for r in ledger.rows] == ["unanswered", "accepted"]
+    assert "may hold these rows twice" in ledger.rows[0][3]
+    names = [b.file_name for b in lb.accepted]
+    assert names[0] == names[1] != names[2]  # the duplicate has its batch's name; each batch its own
+
+
+async def test_a_batch_never_answered_is_unanswered_not_rejected(lb: FakeLB) -> None:
+    lb.store_then_drop(2)
+    ledger = MemoryLedger()
+    settings = HubSettings(lb_max_retries=1, lb_total_timeout_s=0.5)
+    outcome, after, _ = await run(lb, MemorySource([ev(0, 1, "A")]), SyncCursor("s1"), ledger=ledger, settings=settings)
+    assert outcome.error_code == "lb_rejected" and outcome.resent == 1 and after.next_offset is None
+    assert len(lb.accepted) == 2  # stored twice, never answered
+    assert ledger.rows[0][2] == "unanswered" and "the next sync sends them again" in ledger.rows[0][3]
