@@ -171,13 +171,18 @@ class SubscriberRecord:
 
 
 def is_plain_template(value: Any) -> bool:
-    """True for the plain Handlebars form (a string that is not a JSON object)."""
+    """True for the plain Handlebars form: a string that is not a JSON object of entries.
+
+    As the parser decides (hub_stream.templating.payload): a row template whose
+    text is itself JSON, such as ``{"e": "{{email}}"}``, is plain too.
+    """
     if not isinstance(value, str):
         return False
     try:
-        return not isinstance(json.loads(value), dict)
+        decoded = json.loads(value)
     except ValueError:
         return True
+    return not (isinstance(decoded, dict) and decoded and all(isinstance(v, dict) for v in decoded.values()))
 
 
 def template_problem(template: Any, import_process_id: int | None) -> Problem | None:
@@ -330,6 +335,17 @@ def _create(
     return record.with_subscription(sub), Outcome(201, {"SubscriptionId": sub.subscription_id})
 
 
+def patched_template(template: Any, import_process_id: int | None, changes: Mapping[str, Any]) -> tuple[Any, int | None]:
+    """(template, ImportProcessId) after a PATCH's ``changes``: a new template that is not
+    plain drops a stored ImportProcessId, which only a plain template uses."""
+    new = changes.get("LbApiPayloadTemplate", template)
+    if "ImportProcessId" in changes:
+        return new, changes["ImportProcessId"]
+    if "LbApiPayloadTemplate" in changes and not is_plain_template(new):
+        return new, None
+    return new, import_process_id
+
+
 def _patch(
     record: SubscriberRecord,
     program_id: str,
@@ -348,13 +364,7 @@ def _patch(
     if old is None:
         return record, not_found(program_id, publisher)
     changes: Mapping[str, Any] = body.get("Changes") or {}
-    template = changes.get("LbApiPayloadTemplate", old.template)
-    if "ImportProcessId" in changes:
-        ipid = changes["ImportProcessId"]
-    elif "LbApiPayloadTemplate" in changes and not is_plain_template(template):
-        ipid = None
-    else:
-        ipid = old.import_process_id
+    template, ipid = patched_template(old.template, old.import_process_id, changes)
     if "LbApiPayloadTemplate" in changes or "ImportProcessId" in changes:
         bad = check_template(template, ipid)
         if bad is not None:
