@@ -124,7 +124,7 @@ async def patch_subscription(request: web.Request) -> web.Response:
         raise ApiError(
             400,
             "empty_patch",
-            "The body changes nothing; send any of LastSyncUtc, SyncEnabled, LbApiPayloadTemplate, ImportProcessId.",
+            "The body changes nothing; send any of LastSyncUtc, SyncEnabled, LbApiPayloadTemplate, ImportProcessId, OnRenderError.",
         )
     force = flag(request, "force")
     if not force and ("LbApiPayloadTemplate" in changes or "ImportProcessId" in changes):
@@ -236,7 +236,7 @@ OPERATIONS = [
     Operation(
         "PATCH",
         _ONE,
-        "Change SyncEnabled, LbApiPayloadTemplate, ImportProcessId, or move the cursor with LastSyncUtc (system key).",
+        "Change SyncEnabled, LbApiPayloadTemplate, ImportProcessId, OnRenderError, or move the cursor with LastSyncUtc (system key).",
         {
             204: ("Changed.", None),
             400: ("Invalid id or body, or a read-only field (read_only_fields).", None),

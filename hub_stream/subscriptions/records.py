@@ -96,6 +96,7 @@ class Subscription:
     template: Any = None
     import_process_id: int | None = None
     start_utc: str | None = None
+    on_render_error: str = "stop"  # "stop" | "park" (docs/subscriptions.md)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,6 +108,7 @@ class Subscription:
             "LbApiPayloadTemplate": self.template,
             "ImportProcessId": self.import_process_id,
             "StartUtc": self.start_utc,
+            "OnRenderError": self.on_render_error,
         }
 
     @classmethod
@@ -120,6 +122,7 @@ class Subscription:
             template=doc.get("LbApiPayloadTemplate"),
             import_process_id=doc.get("ImportProcessId"),
             start_utc=doc.get("StartUtc"),
+            on_render_error=doc.get("OnRenderError") or "stop",
         )
 
     def resource(self, program_id: str, last_sync_utc: str | None) -> dict[str, Any]:
@@ -133,6 +136,7 @@ class Subscription:
             "SyncEnabled": self.sync_enabled,
             "LbApiPayloadTemplate": self.template,
             "ImportProcessId": self.import_process_id,
+            "OnRenderError": self.on_render_error,
         }
 
 
@@ -331,6 +335,7 @@ def _create(
         template=template,
         import_process_id=ipid,
         start_utc=body.get("LastSyncUtc"),
+        on_render_error=body.get("OnRenderError") or "stop",
     )
     return record.with_subscription(sub), Outcome(201, {"SubscriptionId": sub.subscription_id})
 
@@ -353,7 +358,7 @@ def _patch(
     body: Mapping[str, Any],
     check_template: TemplateCheck,
 ) -> tuple[SubscriberRecord, Outcome]:
-    """``Changes`` may hold SyncEnabled, LbApiPayloadTemplate, ImportProcessId, LastSyncUtc.
+    """``Changes`` may hold SyncEnabled, LbApiPayloadTemplate, ImportProcessId, LastSyncUtc, OnRenderError.
 
     LastSyncUtc moves the cursor, which the sync agent owns; here it only
     counts as a change (UpdatedUtc). A new template that is not plain drops
@@ -374,6 +379,7 @@ def _patch(
         sync_enabled=bool(changes.get("SyncEnabled", old.sync_enabled)),
         template=template,
         import_process_id=ipid,
+        on_render_error=changes.get("OnRenderError", old.on_render_error),
         updated_utc=at,
     )
     return record.with_subscription(new), Outcome(200, {"SubscriptionId": old.subscription_id})

@@ -55,6 +55,7 @@ def test_create_stores_the_subscription_as_given() -> None:
         "SyncEnabled": True,
         "LbApiPayloadTemplate": OBJECT_TEMPLATE,
         "ImportProcessId": None,
+        "OnRenderError": "stop",
     }
 
 
