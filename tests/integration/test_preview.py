@@ -6,12 +6,17 @@ fixtures of test_sync: row cap 3, so a dry run's 3-row Sample is a whole batch).
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
+import sys
 from typing import Any
 
 import asyncpg
 import pytest
 import test_sync
 from aiohttp.test_utils import TestClient
+from support import settings_env
 from test_sync import append, event, names, process, register, subscribe
 
 from hub_stream.events.records import encode_deletion, encode_event
@@ -165,3 +170,49 @@ async def test_saving_a_template_that_fails_on_the_latest_event_needs_force(
     assert r.status == 400 and (await r.json())["error"] == "invalid_query"
     r = await http.post(f"/api/programs/{second}/eventSubs?force=true", json=create, headers=system)
     assert r.status == 201
+
+
+async def hub(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """`hub ARGS` in a child process (the API under test runs in this event loop: never block it)."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hub_stream.cli", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(child.communicate(), 60)
+    assert child.returncode is not None
+    return child.returncode, out.decode(), err.decode()
+
+
+async def test_staff_see_subscriptions_previews_and_syncs_from_a_terminal(
+    stack: Any, http: TestClient, pool: asyncpg.Pool, system: dict[str, str]
+) -> None:
+    settings, _, lb = stack
+    sub, pub, _ = names()
+    await register(pool, lb, sub, pub)
+    await subscribe(http, system, sub, pub, STRICT)
+    await append(settings, [encode_event(event(pub, 1)), encode_event(event(pub, 2, "EXAM"))])
+    user, secret = base64.b64decode(system["Authorization"].split()[1]).decode().split(":", 1)
+    env = {**settings_env(settings), "HUB_CLI_API_URL": str(http.make_url("")), "HUB_CLI_CREDENTIALS": f"{user}:{secret}"}
+
+    code, out, _ = await hub(env, "subs", "list", sub)
+    assert code == 0 and pub in out and "sync on" in out and "3 entries" in out, out
+    code, out, _ = await hub(env, "subs", "show", sub, pub, "--json")
+    assert code == 0 and json.loads(out)["LbApiPayloadTemplate"] == STRICT
+    code, out, _ = await hub(env, "subs", "preview", sub, pub)
+    assert code == 0 and "2 import, 0 ignore, 0 failed" in out, out
+
+    await append(settings, [encode_event(texted(pub, 3))])
+    code, out, _ = await hub(env, "subs", "preview", sub, pub, "--latest", "1")
+    assert code == 4 and "FAIL" in out and "row_not_json at line 1, column 38" in out, out
+    code, _, err = await hub(env, "subs", "show", sub, "GHOST")
+    assert code == 1 and "subscription_not_found" in err
+    code, _, err = await hub({**env, "HUB_CLI_CREDENTIALS": ""}, "subs", "list", sub)
+    assert code == 2 and "HUB_CLI_CREDENTIALS" in err
+    code, _, err = await hub({**env, "HUB_CLI_API_URL": "http://127.0.0.1:9"}, "subs", "list", sub)
+    assert code == 3 and "did not answer" in err
+
+    status, body = await process(http, system, sub)
+    assert status == 422  # event 3 fails: the sync stops (OnRenderError stop)
+    code, out, _ = await hub(env, "syncs", "list", sub)
+    assert code == 0 and body["SyncId"] in out and "failed" in out, out
+    code, out, _ = await hub(env, "syncs", "show", body["SyncId"], "--json")
+    assert code == 0 and json.loads(out)["SyncId"] == body["SyncId"]
