@@ -17,10 +17,9 @@ from typing import Any
 
 from aiohttp import web
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 
 from api.auth import require_system
-from api.bodies import read_json, validation_problem
+from api.bodies import read_model
 from api.errors import ApiError
 from api.openapi import Operation, Param
 from api.programs import program_id_from
@@ -145,14 +144,8 @@ async def preview_subscription(request: web.Request) -> web.Response:
 
 
 async def _preview_body(request: web.Request) -> PreviewIn:
-    raw = await request.read()
-    doc = await read_json(request) if raw.strip() else {}
-    if not isinstance(doc, dict):
-        raise ApiError(400, "invalid_body", "The request body must be a JSON object (or empty).")
-    try:
-        return PreviewIn.model_validate(doc)
-    except ValidationError as exc:
-        raise validation_problem(exc) from None
+    """The body as POST bodies are read; an empty one means every default."""
+    return await read_model(request, PreviewIn) if (await request.read()).strip() else PreviewIn()
 
 
 async def _stored(request: web.Request, program_id: str, publisher: str) -> dict[str, Any]:

@@ -26,8 +26,8 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -40,11 +40,11 @@ from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support import HubProcess, make_settings, wait_ready
+from support import HubProcess, make_settings, on_stack, pct, wait_ready
 
 from hub_stream.access.keys import create_key
 from hub_stream.events.records import encode_event, partition_for
-from hub_stream.local.embedded import free_port, start_postgres, start_tansu
+from hub_stream.local.embedded import free_port
 from hub_stream.platform import db
 from hub_stream.platform.topics import ensure_topics
 from hub_stream.sync.preview import preview
@@ -60,11 +60,6 @@ ROW = (
     + '"email": "{{person.email}}", "who": "{{@event.PublisherParticipantId}}", "score": {{json score}}, "passed": {{json passed}}}'
 )
 TEMPLATE = {"COURSE": {"importProcessId": 12, "batchRowTemplate": ROW}, "_default": {"action": "ignore"}}
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def body_of(publisher: str, i: int) -> dict[str, Any]:
@@ -171,7 +166,7 @@ async def run(bootstrap: str, dsn: str, calls: int, others: int, spread: int, tm
             preview(template, stored)
             render.append((time.perf_counter() - t0) * 1000)
         results["render"] = render
-        print(f"broker {bootstrap}: 1 worker, 1 API process, loopback, one call at a time;")
+        print(f"broker {bootstrap}: 1 worker, 1 API process, loopback, one call at a time; load average {os.getloadavg()[0]:.1f} at the end")
         print(f"{EVENTS} events of the publisher, {spread} records of another between two, {others} of the other's in all; {calls} calls each")
         for name, lat in results.items():
             print(f"  {name:<7} p50 {pct(lat, 0.5):7.1f} ms  p99 {pct(lat, 0.99):7.1f} ms  max {max(lat):7.1f} ms")
@@ -193,17 +188,7 @@ def main() -> None:
     parser.add_argument("--others", type=int, default=20_000, help="records of another publisher in the same partition")
     parser.add_argument("--spread", type=int, default=10, help="the others' records between two of the publisher's events")
     args = parser.parse_args()
-    broker = None if args.bootstrap else start_tansu()
-    with tempfile.TemporaryDirectory() as tmp:
-        postgres = None if args.database else start_postgres(Path(tmp) / "pg")
-        try:
-            dsn = args.database or postgres.dsn  # type: ignore[union-attr]
-            asyncio.run(run(args.bootstrap or broker.bootstrap, dsn, args.calls, args.others, args.spread, Path(tmp)))  # type: ignore[union-attr]
-        finally:
-            if postgres:
-                postgres.stop()
-            if broker:
-                broker.stop()
+    on_stack(args.bootstrap, args.database, lambda bootstrap, dsn, tmp: run(bootstrap, dsn, args.calls, args.others, args.spread, tmp))
 
 
 if __name__ == "__main__":

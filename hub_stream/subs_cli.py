@@ -72,6 +72,16 @@ def _check(status: int, body: Any) -> Any:
     raise CliError(message, UNAVAILABLE if status >= 500 else REFUSED)
 
 
+def _as_json(args: argparse.Namespace, answer: Any, when_empty: str = "") -> bool:
+    """Print ``answer`` as JSON when --json was given (True: done); else say ``when_empty`` if it is empty."""
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return True
+    if not answer and when_empty:
+        print(when_empty)
+    return False
+
+
 def _quote(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
@@ -89,11 +99,8 @@ def _template_form(template: Any) -> str:
 
 def cmd_subs_list(settings: HubSettings, args: argparse.Namespace) -> int:
     subs = _check(*_call(settings, "GET", f"/api/programs/{_quote(args.program)}/eventSubs"))
-    if args.json:
-        print(json.dumps(subs, indent=2))
+    if _as_json(args, subs, f"{args.program} has no subscriptions"):
         return OK
-    if not subs:
-        print(f"{args.program} has no subscriptions")
     for s in subs:
         enabled = "sync on " if s["SyncEnabled"] else "sync off"
         print(
@@ -105,8 +112,7 @@ def cmd_subs_list(settings: HubSettings, args: argparse.Namespace) -> int:
 
 def cmd_subs_show(settings: HubSettings, args: argparse.Namespace) -> int:
     sub = _check(*_call(settings, "GET", f"/api/programs/{_quote(args.program)}/eventSubs/{_quote(args.publisher)}"))
-    if args.json:
-        print(json.dumps(sub, indent=2))
+    if _as_json(args, sub):
         return OK
     for name, value in sub.items():
         if name == "LbApiPayloadTemplate":
@@ -144,8 +150,7 @@ def cmd_subs_preview(settings: HubSettings, args: argparse.Namespace) -> int:
     path = f"/api/programs/{_quote(args.program)}/eventSubs/{_quote(args.publisher)}/preview"
     answer = _check(*_call(settings, "POST", path, body))
     failed = answer["Summary"]["Failed"]
-    if args.json:
-        print(json.dumps(answer, indent=2))
+    if _as_json(args, answer):
         return ROWS_FAIL if failed else OK
     for r in answer["Results"]:
         who = r["EventId"] or r["PublisherEventId"]
@@ -188,11 +193,8 @@ def _sync_line(s: dict[str, Any]) -> str:
 
 def cmd_syncs_list(settings: HubSettings, args: argparse.Namespace) -> int:
     syncs = _syncs(settings, args.program, args.limit)
-    if args.json:
-        print(json.dumps(syncs, indent=2))
+    if _as_json(args, syncs, f"{args.program} has no syncs"):
         return OK
-    if not syncs:
-        print(f"{args.program} has no syncs")
     for s in syncs:
         print(_sync_line(s))
     return OK
@@ -209,8 +211,7 @@ def cmd_syncs_show(settings: HubSettings, args: argparse.Namespace) -> int:
     found = next((s for s in _syncs(settings, program_of_sync(args.sync_id), 200) if s["SyncId"] == args.sync_id), None)
     if found is None:
         raise CliError(f"no sync {args.sync_id} among the program's last 200", REFUSED)
-    if args.json:
-        print(json.dumps(found, indent=2))
+    if _as_json(args, found):
         return OK
     print(_sync_line(found))
     for b in found["Batches"]:

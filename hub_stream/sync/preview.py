@@ -25,14 +25,22 @@ from datetime import datetime
 from typing import Any
 
 from hub_stream.sync.delivery import REGISTRATION_CLOCK_MARGIN, EventSource
+
+
 from hub_stream.templating import PayloadTemplate, RowRenderError
 
 DEFAULT_LATEST = 10
 MAX_EVENTS = 100
 FIRST_BLOCK = 256
-"""Records read in the first block back from the log end (other publishers' included)."""
+"""Records read in the first block back from the log end (other publishers' included), at least."""
+FIRST_PER_EVENT = 16
+"""... and this many per event asked for: on Tansu every fetch costs time in proportion to the
+partition's size, so one larger read beats two (measured: docs/subscriptions.md "Latency")."""
 GROWTH = 8
 """Each further block back is this many times larger than the one before."""
+FLOOR_AFTER = FIRST_BLOCK * GROWTH * GROWTH
+"""The floor (a search by time, ~20 single-record fetches) is asked only once this many records
+would have been read: reading fewer costs less than the search."""
 
 
 def category_of(event: Mapping[str, Any]) -> str | None:
@@ -102,21 +110,19 @@ async def latest_live_events(
 ) -> list[dict[str, Any]]:
     """The publisher's newest ``count`` live events, oldest first.
 
-    ``floor(end)``: the first offset worth reading (no record of the publisher
-    lies before it; asked only when the first block is not enough).
+    The first block is the partition's last ``FIRST_BLOCK`` records (more
+    for a larger ``count``: ``FIRST_PER_EVENT``); each
+    further block is sized from the share of the publisher's events in what
+    was read so far, at most ``GROWTH`` times the last one.
+    ``floor(end)``: the first offset worth reading (no record of the
+    publisher lies before it); asked only before ``FLOOR_AFTER`` records are read.
     """
-    end = await source.log_end(publisher)
     newest_first: list[dict[str, Any]] = []
     deleted: set[str] = set()
-    stop, block, lowest = end, FIRST_BLOCK, 0
-    asked_floor = False
-    while len(newest_first) < count and stop > lowest:
-        start = max(stop - block, lowest)
-        if start > 0 and not asked_floor and block > FIRST_BLOCK:
-            asked_floor, lowest = True, await floor(end)
-            start = max(start, lowest)
-            if start >= stop:
-                break
+    end = stop = await source.log_end(publisher)
+    block, asked_floor = max(FIRST_BLOCK, FIRST_PER_EVENT * count), False
+    start, lowest, read = max(end - block, 0), 0, 0
+    while len(newest_first) < count and start < stop:
         events: list[dict[str, Any]] = []
         async with source.window(publisher, start, stop) as window:
             async for chunk in window.chunks():
@@ -125,13 +131,16 @@ async def latest_live_events(
                         events.append(record.event)
                     elif record.deleted_event_id is not None:
                         deleted.add(record.deleted_event_id)
-        for event in reversed(events):
-            if event.get("EventId") not in deleted:
-                newest_first.append(event)
-                if len(newest_first) == count:
-                    break
-        stop, block = start, block * GROWTH
-    return newest_first[::-1]
+        newest_first.extend(e for e in reversed(events) if e.get("EventId") not in deleted)
+        read, stop = read + stop - start, start
+        if stop <= lowest:
+            break
+        wanted = (count - len(newest_first)) * read // max(len(newest_first), 1) * 5 // 4 + 1
+        block = max(FIRST_BLOCK, min(wanted, block * GROWTH))
+        if not asked_floor and read + block >= FLOOR_AFTER:
+            asked_floor, lowest = True, await floor(end)
+        start = max(stop - block, lowest)
+    return newest_first[:count][::-1]
 
 
 def registration_floor(source: EventSource, publisher: str, registered: datetime | None) -> Callable[[int], Awaitable[int]]:
