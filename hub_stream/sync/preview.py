@@ -25,8 +25,6 @@ from datetime import datetime
 from typing import Any
 
 from hub_stream.sync.delivery import REGISTRATION_CLOCK_MARGIN, EventSource
-
-
 from hub_stream.templating import PayloadTemplate, RowRenderError
 
 DEFAULT_LATEST = 10
