@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api import events, health, keys, observability, openapi, programs, subscriptions, sync
+from api import events, health, keys, observability, openapi, preview, programs, subscriptions, sync
 from api.openapi import Operation
 from schemas.common import Health, Problem, Readiness
 
-AREAS = (programs, keys, subscriptions, events, sync)
+AREAS = (programs, keys, subscriptions, preview, events, sync)
 
 OPERATIONS = [
     Operation("GET", "/healthz", "The process is alive.", {200: ("Alive.", Health)}, auth=False, tag="operations"),

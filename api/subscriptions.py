@@ -21,9 +21,11 @@ from api.auth import require_system
 from api.bodies import read_json, validation_problem
 from api.errors import ApiError
 from api.openapi import Operation, Param
+from api.preview import check_on_latest, flag
 from api.programs import SUBSCRIPTION_REFS, program_id_from
 from api.state import POOL, SETTINGS
 from api.workers import ask
+from hub_stream.subscriptions.records import patched_template
 from schemas.subscriptions import (
     READ_ONLY_FIELDS,
     SubscriptionCreate,
@@ -105,6 +107,8 @@ async def create_subscription(request: web.Request) -> web.Response:
             f"Not registered: {', '.join(repr(m) for m in missing)}; register both programs first.",
             {"ProgramIds": missing},
         )
+    if not flag(request, "force"):
+        await check_on_latest(request.app, publisher, body.LbApiPayloadTemplate, body.ImportProcessId)
     command = body.model_dump()
     command["At"] = format_utc(utc_now())
     await ask(request.app, "subscriptions.commands", program_id, "create", command, command_id=uuid.uuid4().hex)
@@ -120,8 +124,13 @@ async def patch_subscription(request: web.Request) -> web.Response:
         raise ApiError(
             400,
             "empty_patch",
-            "The body changes nothing; send any of LastSyncUtc, SyncEnabled, LbApiPayloadTemplate, ImportProcessId.",
+            "The body changes nothing; send any of LastSyncUtc, SyncEnabled, LbApiPayloadTemplate, ImportProcessId, OnRenderError.",
         )
+    force = flag(request, "force")
+    if not force and ("LbApiPayloadTemplate" in changes or "ImportProcessId" in changes):
+        old = (await ask(request.app, "subscriptions.commands", program_id, "get", {"PublisherProgramId": publisher})).body
+        template, ipid = patched_template(old["LbApiPayloadTemplate"], old["ImportProcessId"], changes)
+        await check_on_latest(request.app, str(publisher), template, ipid)
     command_id = uuid.uuid4().hex
     command = {"PublisherProgramId": publisher, "Changes": changes, "At": format_utc(utc_now())}
     reply = await ask(request.app, "subscriptions.commands", program_id, "patch", command, command_id=command_id)
@@ -182,6 +191,7 @@ def setup(app: web.Application) -> None:
 
 _PROGRAM = Param("programId", "path", "the subscriber: 1-25 of A-Z a-z 0-9 _ - .")
 _PUBLISHER = Param("publisherProgramId", "path", "the publisher: 1-25 of A-Z a-z 0-9 _ - .")
+_FORCE = Param("force", "query", "true: save even when the template fails on the publisher's latest live event", type="boolean")
 _BASE = "/api/programs/{programId}/eventSubs"
 _ONE = _BASE + "/{publisherProgramId}"
 _NO_WORKER = (503, ("No worker answered in time (workers_unavailable).", None))
@@ -202,11 +212,17 @@ OPERATIONS = [
         {
             201: ("Created; Location names the new subscription.", None),
             409: ("The subscription exists (subscription_exists).", None),
-            422: ("unknown_program (either side), self_subscription, or invalid_template (details: entry, line, column, reason).", None),
+            422: (
+                (
+                    "unknown_program (either side), self_subscription, invalid_template (details: entry, line, column, reason),"
+                    " or template_fails_on_latest_event (details: EventId, EntryKey, Error) unless force=true."
+                ),
+                None,
+            ),
             _NO_WORKER[0]: _NO_WORKER[1],
         },
         body=SubscriptionCreate,
-        params=(_PROGRAM,),
+        params=(_PROGRAM, _FORCE),
         tag="subscriptions",
     ),
     Operation(
@@ -220,16 +236,16 @@ OPERATIONS = [
     Operation(
         "PATCH",
         _ONE,
-        "Change SyncEnabled, LbApiPayloadTemplate, ImportProcessId, or move the cursor with LastSyncUtc (system key).",
+        "Change SyncEnabled, LbApiPayloadTemplate, ImportProcessId, OnRenderError, or move the cursor with LastSyncUtc (system key).",
         {
             204: ("Changed.", None),
             400: ("Invalid id or body, or a read-only field (read_only_fields).", None),
             404: ("No such subscription (subscription_not_found).", None),
-            422: ("invalid_template (details: entry, line, column, reason).", None),
+            422: ("invalid_template (details: entry, line, column, reason), or template_fails_on_latest_event unless force=true.", None),
             _NO_WORKER[0]: _NO_WORKER[1],
         },
         body=SubscriptionPatch,
-        params=(_PROGRAM, _PUBLISHER),
+        params=(_PROGRAM, _PUBLISHER, _FORCE),
         tag="subscriptions",
     ),
     Operation(

@@ -9,13 +9,15 @@ from aiohttp import web
 from api.auth import require_read, require_write
 from api.errors import ApiError
 from api.openapi import Operation, Param
+from api.preview import dry_run, flag
 from api.programs import program_id_from, unknown_program
 from api.state import POOL, RPC, SETTINGS
 from hub_stream.access.programs import get_program
 from hub_stream.platform.request_reply import RpcTimeout
 from hub_stream.sync import ledger
 from schemas.common import Problem
-from schemas.sync import SyncListOut, SyncOut
+from schemas.preview import SyncOrDryRunOut
+from schemas.sync import SyncListOut
 
 
 async def process_events(request: web.Request) -> web.Response:
@@ -25,6 +27,8 @@ async def process_events(request: web.Request) -> web.Response:
     program = await get_program(request.app[POOL], program_id)
     if program is None:
         raise unknown_program(program_id)
+    if flag(request, "dryRun"):
+        return await dry_run(request, program_id)  # calls no LB: needs no LB connection
     if not program.lb_configured:
         raise ApiError(
             422,
@@ -90,7 +94,7 @@ OPERATIONS = [
         "/api/processEvents",
         "Sync every SyncEnabled subscription of a program into its LearningBuilder (answers when done).",
         {
-            200: ("Every subscription synced (or had nothing new).", SyncOut),
+            200: ("Every subscription synced (or had nothing new); with dryRun=true the plan (DryRun: true, BatchId null, Sample rows).", SyncOrDryRunOut),
             400: ("programId is missing or invalid.", Problem),
             404: ("The program is not registered.", Problem),
             422: ("No LB connection (program_not_configured), or a template failed on an event (render_failed).", None),
@@ -99,7 +103,10 @@ OPERATIONS = [
             503: (_INTERRUPTED, None),
             504: (_TIMED_OUT, None),
         },
-        params=(Param("programId", "query", "the subscriber program to sync", required=True),),
+        params=(
+            Param("programId", "query", "the subscriber program to sync", required=True),
+            Param("dryRun", "query", "true: plan only (same windows, routing, grouping, row cap); no LB call, cursor move or ledger write", type="boolean"),
+        ),
         tag="sync",
     ),
     Operation(

@@ -13,11 +13,9 @@ GETs of one subscription. Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,22 +25,17 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support import HubProcess, make_settings, wait_ready  # noqa: E402
+from support import HubProcess, make_settings, on_stack, pct, wait_ready
 
-from hub_stream.access.keys import create_key  # noqa: E402
-from hub_stream.local.embedded import free_port, start_postgres, start_tansu  # noqa: E402
-from hub_stream.platform import db  # noqa: E402
-from hub_stream.platform.topics import ensure_topics  # noqa: E402
+from hub_stream.access.keys import create_key
+from hub_stream.local.embedded import free_port
+from hub_stream.platform import db
+from hub_stream.platform.topics import ensure_topics
 
 TEMPLATE = {
     "COURSE": {"action": "import", "label": "Course", "importProcessId": 12, "batchRowTemplate": '{"Id": "{{id}}", "Hours": {{json hours}}, "Who": "{{@event.PublisherParticipantId}}"}'},
     "_default": {"action": "ignore"},
 }
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def report(name: str, latencies: list[float], elapsed: float) -> None:
@@ -120,17 +113,7 @@ def main() -> None:
     parser.add_argument("--database", help="a PostgreSQL DSN; default: embedded PostgreSQL")
     parser.add_argument("--calls", type=int, default=1000)
     args = parser.parse_args()
-    broker = None if args.bootstrap else start_tansu()
-    with tempfile.TemporaryDirectory() as tmp:
-        postgres = None if args.database else start_postgres(Path(tmp) / "pg")
-        try:
-            dsn = args.database or postgres.dsn  # type: ignore[union-attr]
-            asyncio.run(run(args.bootstrap or broker.bootstrap, dsn, args.calls, Path(tmp)))  # type: ignore[union-attr]
-        finally:
-            if postgres:
-                postgres.stop()
-            if broker:
-                broker.stop()
+    on_stack(args.bootstrap, args.database, lambda bootstrap, dsn, tmp: run(bootstrap, dsn, args.calls, tmp))
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = db_sub.add_parser("migrate", help="Apply the SQL migrations.")
     migrate.set_defaults(func=cmd_db_migrate)
 
-    for module in ("hub_stream.staff_cli",):
+    for module in ("hub_stream.staff_cli", "hub_stream.subs_cli"):
         try:
             importlib.import_module(module).add_commands(sub)
         except ModuleNotFoundError as exc:

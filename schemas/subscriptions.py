@@ -9,7 +9,7 @@ string or null): its content is checked by the template parser.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -19,6 +19,7 @@ READ_ONLY_FIELDS = ("ProgramId", "PublisherProgramId", "CreatedUtc", "UpdatedUtc
 """Fields of the resource a PATCH may not send (POST may send PublisherProgramId only)."""
 
 Template = dict[str, Any] | str | None
+RenderErrorPolicy = Literal["stop", "park"]
 
 
 def _one_sync_flag(data: Any) -> Any:
@@ -51,6 +52,9 @@ class _SubscriptionFields(BaseModel):
     ImportProcessId: int | None = Field(None, gt=0, strict=True, description="only with a plain Handlebars template, and then needed")
     LastSyncUtc: str | None = Field(
         None, description="deliver events with CreatedUtc >= this; null: from the publisher's first event"
+    )
+    OnRenderError: RenderErrorPolicy = Field(
+        "stop", description="an event the template cannot render: stop the subscription (default) or park the event"
     )
 
     @model_validator(mode="before")
@@ -93,3 +97,4 @@ class SubscriptionOut(BaseModel):
     SyncEnabled: bool
     LbApiPayloadTemplate: Template = Field(description="as it was given")
     ImportProcessId: int | None = Field(description="only with a plain Handlebars template")
+    OnRenderError: RenderErrorPolicy = Field(description="stop (default) or park")

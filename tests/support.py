@@ -12,9 +12,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -153,8 +154,34 @@ async def wait_ready(url: str, procs: list[HubProcess] | None = None, timeout_s:
                     last = await r.text()
                     if r.status == 200:
                         return
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 last = repr(exc)
             await asyncio.sleep(0.25)
     logs = "\n".join(f"--- {p.command} {p.log_path.name}\n{p.log_tail()}" for p in procs or [])
     raise AssertionError(f"{url} not ready after {timeout_s} s: {last}\n{logs}")
+
+
+def pct(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0-1) of ``values``, nearest rank: what the benchmarks print as p50/p99."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def on_stack(
+    bootstrap: str | None, database: str | None, work: Callable[[str, str, Path], Awaitable[None]]
+) -> None:
+    """Run ``work(bootstrap, dsn, tmp)`` on the given broker and database, or on Tansu and
+    embedded PostgreSQL started for it (the default stack), stopped afterwards."""
+    from hub_stream.local.embedded import start_postgres, start_tansu
+
+    broker = None if bootstrap else start_tansu()
+    with tempfile.TemporaryDirectory() as tmp:
+        postgres = None if database else start_postgres(Path(tmp) / "pg")
+        try:
+            dsn = database or postgres.dsn  # type: ignore[union-attr]
+            asyncio.run(work(bootstrap or broker.bootstrap, dsn, Path(tmp)))  # type: ignore[union-attr]
+        finally:
+            if postgres:
+                postgres.stop()
+            if broker:
+                broker.stop()

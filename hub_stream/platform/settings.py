@@ -55,6 +55,8 @@ class HubSettings(BaseSettings):
     api_port: int = Field(8080, ge=0, le=65535)
     request_timeout_s: float = Field(10.0, gt=0, description="API → worker request/reply timeout")
     sync_timeout_s: float = Field(300.0, gt=0, description="processEvents answer deadline")
+    cli_api_url: str | None = Field(None, description="the API `hub subs` / `hub syncs` call; default http://{api_host}:{api_port}")
+    cli_credentials: SecretStr | None = Field(None, description="userId:apiKey for `hub subs` / `hub syncs`")
 
     # --- LearningBuilder client ----------------------------------------------
     lb_connect_timeout_s: float = Field(5.0, gt=0)

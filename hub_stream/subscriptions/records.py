@@ -96,6 +96,7 @@ class Subscription:
     template: Any = None
     import_process_id: int | None = None
     start_utc: str | None = None
+    on_render_error: str = "stop"  # "stop" | "park" (docs/subscriptions.md)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,6 +108,7 @@ class Subscription:
             "LbApiPayloadTemplate": self.template,
             "ImportProcessId": self.import_process_id,
             "StartUtc": self.start_utc,
+            "OnRenderError": self.on_render_error,
         }
 
     @classmethod
@@ -120,6 +122,7 @@ class Subscription:
             template=doc.get("LbApiPayloadTemplate"),
             import_process_id=doc.get("ImportProcessId"),
             start_utc=doc.get("StartUtc"),
+            on_render_error=doc.get("OnRenderError") or "stop",
         )
 
     def resource(self, program_id: str, last_sync_utc: str | None) -> dict[str, Any]:
@@ -133,6 +136,7 @@ class Subscription:
             "SyncEnabled": self.sync_enabled,
             "LbApiPayloadTemplate": self.template,
             "ImportProcessId": self.import_process_id,
+            "OnRenderError": self.on_render_error,
         }
 
 
@@ -171,13 +175,18 @@ class SubscriberRecord:
 
 
 def is_plain_template(value: Any) -> bool:
-    """True for the plain Handlebars form (a string that is not a JSON object)."""
+    """True for the plain Handlebars form: a string that is not a JSON object of entries.
+
+    As the parser decides (hub_stream.templating.payload): a row template whose
+    text is itself JSON, such as ``{"e": "{{email}}"}``, is plain too.
+    """
     if not isinstance(value, str):
         return False
     try:
-        return not isinstance(json.loads(value), dict)
+        decoded = json.loads(value)
     except ValueError:
         return True
+    return not (isinstance(decoded, dict) and decoded and all(isinstance(v, dict) for v in decoded.values()))
 
 
 def template_problem(template: Any, import_process_id: int | None) -> Problem | None:
@@ -326,8 +335,20 @@ def _create(
         template=template,
         import_process_id=ipid,
         start_utc=body.get("LastSyncUtc"),
+        on_render_error=body.get("OnRenderError") or "stop",
     )
     return record.with_subscription(sub), Outcome(201, {"SubscriptionId": sub.subscription_id})
+
+
+def patched_template(template: Any, import_process_id: int | None, changes: Mapping[str, Any]) -> tuple[Any, int | None]:
+    """(template, ImportProcessId) after a PATCH's ``changes``: a new template that is not
+    plain drops a stored ImportProcessId, which only a plain template uses."""
+    new = changes.get("LbApiPayloadTemplate", template)
+    if "ImportProcessId" in changes:
+        return new, changes["ImportProcessId"]
+    if "LbApiPayloadTemplate" in changes and not is_plain_template(new):
+        return new, None
+    return new, import_process_id
 
 
 def _patch(
@@ -337,7 +358,7 @@ def _patch(
     body: Mapping[str, Any],
     check_template: TemplateCheck,
 ) -> tuple[SubscriberRecord, Outcome]:
-    """``Changes`` may hold SyncEnabled, LbApiPayloadTemplate, ImportProcessId, LastSyncUtc.
+    """``Changes`` may hold SyncEnabled, LbApiPayloadTemplate, ImportProcessId, LastSyncUtc, OnRenderError.
 
     LastSyncUtc moves the cursor, which the sync agent owns; here it only
     counts as a change (UpdatedUtc). A new template that is not plain drops
@@ -348,13 +369,7 @@ def _patch(
     if old is None:
         return record, not_found(program_id, publisher)
     changes: Mapping[str, Any] = body.get("Changes") or {}
-    template = changes.get("LbApiPayloadTemplate", old.template)
-    if "ImportProcessId" in changes:
-        ipid = changes["ImportProcessId"]
-    elif "LbApiPayloadTemplate" in changes and not is_plain_template(template):
-        ipid = None
-    else:
-        ipid = old.import_process_id
+    template, ipid = patched_template(old.template, old.import_process_id, changes)
     if "LbApiPayloadTemplate" in changes or "ImportProcessId" in changes:
         bad = check_template(template, ipid)
         if bad is not None:
@@ -364,6 +379,7 @@ def _patch(
         sync_enabled=bool(changes.get("SyncEnabled", old.sync_enabled)),
         template=template,
         import_process_id=ipid,
+        on_render_error=changes.get("OnRenderError", old.on_render_error),
         updated_utc=at,
     )
     return record.with_subscription(new), Outcome(200, {"SubscriptionId": old.subscription_id})

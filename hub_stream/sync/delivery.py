@@ -212,6 +212,14 @@ async def window_start(job: SyncJob, source: EventSource, end: int | None = None
     return await source.offset_at_time(job.publisher, int(since.timestamp() * 1000), end=end)
 
 
+async def window_bounds(job: SyncJob, source: EventSource) -> tuple[int, int | None]:
+    """(start, end) of the window a sync of ``job`` reads now; end None: the window's first fetch tells it."""
+    if job.cursor.next_offset is not None:
+        return job.cursor.next_offset, None
+    known_end = await source.log_end(job.publisher)  # a search goes back from the end
+    return await window_start(job, source, known_end), known_end
+
+
 async def read_window(window: EventWindow) -> list[tuple[int, dict[str, Any]]]:
     """The window's events in log order, without those deleted in the window."""
     events: list[tuple[int, dict[str, Any]]] = []
@@ -273,11 +281,7 @@ async def sync_subscription(
     """Sync one subscription; its cursor is written through ``store`` only."""
     outcome = SubscriptionOutcome(job.publisher, last_sync_utc=job.cursor.last_sync_utc)
     clock = time.perf_counter()
-    if job.cursor.next_offset is not None:
-        start, known_end = job.cursor.next_offset, None  # the window's first fetch tells the end
-    else:
-        known_end = await source.log_end(job.publisher)  # a search goes back from the end
-        start = await window_start(job, source, known_end)
+    start, known_end = await window_bounds(job, source)
     clock = _lap(outcome, "locate", clock)
     with paused_gc():
         async with source.window(job.publisher, start, known_end) as window:

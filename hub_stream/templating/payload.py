@@ -40,11 +40,23 @@ class PayloadTemplateError(ValueError):
 class RowRenderError(ValueError):
     """One event could not be turned into a row; names the event and the entry."""
 
-    def __init__(self, reason: str, *, event_id: str | None, entry: str) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        event_id: str | None,
+        entry: str,
+        code: str = "render_error",
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
         super().__init__(f"event {event_id}: entry {entry!r}: {reason}")
         self.event_id = event_id
         self.entry = entry
         self.reason = reason
+        self.code = code  # render_error | row_not_json | row_not_object
+        self.line = line  # where in the rendered row (row_not_json), else None
+        self.column = column
 
 
 @dataclass(frozen=True)
@@ -138,11 +150,18 @@ class PayloadTemplate:
         try:
             row = _load(text)
         except json.JSONDecodeError as exc:
-            raise RowRenderError(f"row is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", event_id=event_id, entry=entry.key) from None
+            raise RowRenderError(
+                f"row is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
+                event_id=event_id,
+                entry=entry.key,
+                code="row_not_json",
+                line=exc.lineno,
+                column=exc.colno,
+            ) from None
         except RecursionError:  # arrays or objects nested past the decoder's depth
-            raise RowRenderError("row is not valid JSON (nested too deeply)", event_id=event_id, entry=entry.key) from None
+            raise RowRenderError("row is not valid JSON (nested too deeply)", event_id=event_id, entry=entry.key, code="row_not_json") from None
         if not isinstance(row, dict):
-            raise RowRenderError(f"row is not a JSON object (got {_json_kind(row)})", event_id=event_id, entry=entry.key)
+            raise RowRenderError(f"row is not a JSON object (got {_json_kind(row)})", event_id=event_id, entry=entry.key, code="row_not_object")
         return RenderedRow(entry.import_process_id, _compact(row))
 
 

@@ -109,12 +109,12 @@ async def test_crud_round_trip(http: TestClient, pool: asyncpg.Pool, system: dic
 
     status, one, _ = await call(http, "GET", f"{base}/{pub2}", system)
     assert status == 200
-    assert set(one) == {"ProgramId", "PublisherProgramId", "CreatedUtc", "UpdatedUtc", "LastSyncUtc", "SyncEnabled", "LbApiPayloadTemplate", "ImportProcessId"}
+    assert set(one) == {"ProgramId", "PublisherProgramId", "CreatedUtc", "UpdatedUtc", "LastSyncUtc", "SyncEnabled", "LbApiPayloadTemplate", "ImportProcessId", "OnRenderError"}
     assert (one["ProgramId"], one["PublisherProgramId"], one["SyncEnabled"], one["LastSyncUtc"]) == (sub, pub2, True, None)
     assert one["LbApiPayloadTemplate"] == OBJECT_TEMPLATE
     assert list(one["LbApiPayloadTemplate"]) == list(OBJECT_TEMPLATE)  # as given, order too
     assert UTC_MS.fullmatch(one["CreatedUtc"]) and one["UpdatedUtc"] == one["CreatedUtc"]
-    assert one["ImportProcessId"] is None
+    assert one["ImportProcessId"] is None and one["OnRenderError"] == "stop"
 
     status, listed, _ = await call(http, "GET", base, system)
     assert status == 200
