@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hub_stream.templating.payload import category_map_in
 from schemas.timefmt import format_utc, utc_now
 
 APPLIED_LIMIT = 64
@@ -171,13 +172,12 @@ class SubscriberRecord:
 
 
 def is_plain_template(value: Any) -> bool:
-    """True for the plain Handlebars form (a string that is not a JSON object)."""
-    if not isinstance(value, str):
-        return False
-    try:
-        return not isinstance(json.loads(value), dict)
-    except ValueError:
-        return True
+    """True for the plain Handlebars form: a string that does not hold a category map.
+
+    The rule is the parser's (hub_stream.templating.payload.category_map_in), so
+    the ImportProcessId check here and the parse agree on every string.
+    """
+    return isinstance(value, str) and category_map_in(value) is None
 
 
 def template_problem(template: Any, import_process_id: int | None) -> Problem | None:
