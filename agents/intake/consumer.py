@@ -13,7 +13,6 @@ from aiokafka.errors import ConsumerStoppedError
 
 from agents.intake.durable import Batch
 from agents.intake.wire import RecordEvent, intake_group
-from hub_stream.platform import metrics
 from hub_stream.platform.faust_app import HubApp
 
 if TYPE_CHECKING:
@@ -168,8 +167,4 @@ class IntakeService(mode.Service):
             self._committed.update(offsets)
         except Exception:  # the marks are what counts; a missed commit only shows as lag
             logger.warning("intake: committing %s failed", offsets, exc_info=True)
-        for tp, offset in offsets.items():
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset))
 

@@ -10,7 +10,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 # Attributes a log call may add with ``extra=`` that are copied into the line.
-CONTEXT_FIELDS = ("request_id", "program_id", "topic", "partition", "offset", "sync_id")
+CONTEXT_FIELDS = (
+    "request_id",
+    "program_id",
+    "topic",
+    "partition",
+    "offset",
+    "sync_id",
+    # the access line of the API (api/observability.py)
+    "method",
+    "route",
+    "status",
+    "duration_ms",
+    "key_id",
+)
 
 
 # The id of the HTTP request being served, set by the API's middleware.

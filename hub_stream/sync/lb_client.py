@@ -116,6 +116,7 @@ class CreateBatchClient:
             attempts += 1
             outcome, retry_after = await self._attempt(url, params, body, headers)
             outcome = BatchOutcome(**{**outcome.__dict__, "attempts": attempts})
+            metrics.LB_RESPONSES.labels(str(outcome.status) if outcome.status is not None else "none").inc()
             retryable = outcome.status is None or outcome.status in RETRY_STATUSES
             if outcome.ok or not retryable or attempts > self._settings.lb_max_retries:
                 metrics.LB_LATENCY.observe(time.perf_counter() - clock)

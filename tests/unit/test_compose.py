@@ -253,3 +253,13 @@ def test_kafka_version_matches_the_script(services: dict[str, dict[str, Any]]) -
         f"Kafka versions differ: compose {image!r}, scripts/kafka.sh {script_version.group(1)!r}, "
         f"pom.xml {pom_version.group(1)!r}"
     )
+
+
+def test_worker_metrics_are_served_and_published(services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/operations.md: the worker's /metrics on 9100, reachable from the host, listening on 0.0.0.0."""
+    env = environment(services["worker"])
+    port = int(env.get("HUB_WORKER_METRICS_PORT") or 0)
+    assert port, "worker: HUB_WORKER_METRICS_PORT is not set; its metrics (syncs, lag, LB) would be served nowhere"
+    published = [str(p) for p in services["worker"].get("ports") or []]
+    assert any(p.endswith(f":{port}") for p in published), f"worker: port {port} is not published (ports: {published})"
+    assert env.get("HUB_API_HOST") == "0.0.0.0", "worker: the metrics server listens on HUB_API_HOST; it must be 0.0.0.0"
