@@ -16,6 +16,9 @@ from hub_stream.platform.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
 
 access_log = logging.getLogger("hub_stream.access")
 
+# Probes and scrapes come every few seconds from machines: their access lines are DEBUG.
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -65,10 +68,12 @@ def _program_of(request: web.Request) -> str | None:
 
 def _log_access(request: web.Request, route: str, status: int, seconds: float) -> None:
     """One line per request: method, route, status, duration, request_id (from the context), program, key."""
-    if not access_log.isEnabledFor(logging.INFO):
+    level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
+    if not access_log.isEnabledFor(level):
         return
     grants = request.get(GRANTS_KEY)
-    access_log.info(
+    access_log.log(
+        level,
         "%s %s %d %.1f ms",
         request.method,
         route,

@@ -108,11 +108,20 @@ class IntakeService(mode.Service):
             # other they held a worker's start, a rebalance and a stop
             # arriving meanwhile for seconds.
             tps = sorted(assigned)
+            started = time.perf_counter()
             states = await asyncio.gather(*(self.intake.take_over(tp.partition) for tp in tps))
             for tp, state in zip(tps, states):
                 # From the mark: everything before it is durable. A log that
                 # starts later (retention) resets to its start (auto_offset_reset).
                 self.consumer.seek(tp, state.next_offset)
+            if tps:
+                logger.info(
+                    "intake took over partition(s) %s: %d keys, %d event(s) after the marks, in %.2f s",
+                    ",".join(str(tp.partition) for tp in tps),
+                    sum(len(self.intake.stores.get(tp.partition, ())) for tp in tps),
+                    sum(len(state.tail_events) for state in states),
+                    time.perf_counter() - started,
+                )
 
     @mode.Service.task
     async def _run(self) -> None:
