@@ -80,6 +80,7 @@ def _log_access(request: web.Request, route: str, status: int, seconds: float) -
         status,
         seconds * 1000,
         extra={
+            "request_id": request_id_var.get(),  # also on the record: a handler may format it later
             "method": request.method,
             "route": route,
             "status": status,
