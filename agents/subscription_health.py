@@ -123,12 +123,20 @@ def register(app: HubApp) -> None:
     cursors = cursors_table(app)
     settings = app.hub_settings
     events_topic = settings.topic("events")
+    commands_topic = settings.topic("subscriptions.commands")  # keyed by subscriber, like the table
     pools: list[asyncpg.Pool] = []
 
     @app.timer(interval=HEALTH_INTERVAL_S)
     async def report_subscription_health() -> None:
         try:
-            subscribers = {str(k): SubscriberRecord.from_json(v) for k, v in subscriptions.items()}
+            # The in-memory store keeps the values of partitions revoked from this
+            # worker: only the subscribers of partitions it owns now are reported.
+            owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == commands_topic}
+            subscribers = {
+                str(k): SubscriberRecord.from_json(v)
+                for k, v in subscriptions.items()
+                if partition_for(str(k), settings.subscriber_partitions) in owned
+            }
             subscribers = {k: v for k, v in subscribers.items() if v.subscriptions}
             if not subscribers:
                 SUBSCRIPTION_HEALTH.replace({})
