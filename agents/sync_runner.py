@@ -48,6 +48,7 @@ from hub_stream.access.programs import Program, get_program
 from hub_stream.events.log import EventLogError
 from hub_stream.platform import db, metrics
 from hub_stream.platform.faust_app import HubApp
+from hub_stream.platform.logs import request_id_var
 from hub_stream.platform.request_reply import Reply, Request, encode_request
 from hub_stream.subscriptions.records import SubscriberRecord, Subscription
 from hub_stream.sync import ledger
@@ -186,10 +187,11 @@ class SyncRunner:
         if any(r.sync_id == sync_id and not r.stopping for r in self._running.values()):
             return False
         running = RunningSync(program_id, sync_id, request.partition)
-        # A fresh context: nothing of the agent's current event (Faust's attachments) leaks in.
-        task = asyncio.get_running_loop().create_task(
-            self._run(running, reply), name=f"sync {sync_id}", context=contextvars.Context()
-        )
+        # A fresh context: nothing of the agent's current event (Faust's attachments) leaks in;
+        # only the request_id of the HTTP request that asked for the sync, for its log lines.
+        context = contextvars.Context()
+        context.run(request_id_var.set, request.request_id)
+        task = asyncio.get_running_loop().create_task(self._run(running, reply), name=f"sync {sync_id}", context=context)
         self._running[task] = running
         task.add_done_callback(self._running.pop)
         return True
@@ -353,6 +355,7 @@ class SyncRunner:
         status, body = sync_answer(program_id, sync_id, started, finished, outcomes)
         await ledger.finish_sync(pool, sync_id, finished=finished, status="ok" if status == 200 else "failed", http_status=status, result=body)
         metrics.SYNCS.labels("ok" if status == 200 else "failed").inc()
+        metrics.SYNC_SECONDS.labels("ok" if status == 200 else "failed").observe(time.perf_counter() - clock)
         logger.info(
             "sync %s of %s: %d subscription(s), %d row(s) imported, answer %d in %.2f s",
             sync_id,

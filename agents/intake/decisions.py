@@ -42,6 +42,7 @@ from hub_stream.events.intake_rules import (
     validate_or_reject,
 )
 from hub_stream.events.records import encode_deletion, encode_event
+from hub_stream.platform import metrics
 from hub_stream.platform.request_reply import (
     H_REPLY_TO,
     Reply,
@@ -294,8 +295,9 @@ class RecordDecisions(IntakeBase):
             return False
         origin = f"{message.topic}/{message.partition}/{message.offset}".encode()
         forwarded = [*headers, (H_FORWARDED_FROM, origin)]
-        batch.produce.append(Outgoing(self.incoming_topic, target, publisher.encode(), message.value, forwarded))
-        logger.info("forwarding %s to partition %d, where %r's records belong", origin.decode(), target, publisher)
+        # The producer's key, value and headers as they were (docs/events.md): only the partition changes.
+        batch.produce.append(Outgoing(self.incoming_topic, target, message.key, message.value, forwarded))
+        metrics.FORWARDED_RECORDS.inc()  # counted, not logged: a producer with another partitioner forwards most records
         return True
 
     def _reject(self, event: EventT, headers: list[tuple[str, bytes]], rejection: Rejection, batch: Batch) -> None:
@@ -304,6 +306,7 @@ class RecordDecisions(IntakeBase):
         details = json.dumps(rejection.details, ensure_ascii=False).encode()
         if len(details) > MAX_DETAILS_BYTES:  # a record must stay within the broker's limit
             details = json.dumps({"truncated": True, "errors": len(rejection.details.get("errors", []))}).encode()
+        metrics.REJECTED_RECORDS.labels(rejection.code).inc()
         extra = [
             (H_REJECT_REASON, rejection.code.encode()),
             (H_REJECT_MESSAGE, rejection.message[:1000].encode()),

@@ -79,7 +79,7 @@ class PartitionStates(IntakeBase):
                 store.pop(key, None)
             else:
                 store[key] = json.loads(record.value)
-        logger.info(
+        logger.debug(  # one INFO line sums up a take-over (IntakeService.assigned)
             "intake partition %d: %d keys from %d changelog records in %.2f s",
             partition,
             len(store),
@@ -108,7 +108,7 @@ class PartitionStates(IntakeBase):
                 deleted.add(stored.deleted_event_id)
             elif stored.event:
                 events.add(str(stored.event.get("EventId")))
-        logger.info(
+        logger.debug(
             "intake partition %d: mark at incoming offset %d, hub.events %d..%d read (%d events, %d deletions after the mark)",
             partition,
             mark.offset,

@@ -34,6 +34,8 @@ from hub_stream.platform.settings import HubSettings
 from hub_stream.platform.topics import ensure_topics
 
 READY_TIMEOUT_S = 90.0
+DEV_WORKER_METRICS_PORT = 9100
+"""The worker's /metrics under `hub dev` unless HUB_WORKER_METRICS_PORT says otherwise (a free one if taken)."""
 CHILD_STOP_S = 6.0
 
 
@@ -160,6 +162,7 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
             env["HUB_DEV_LB_BASE_URL"] = f"http://127.0.0.1:{lb_port}"
             env["HUB_DEV_LB_API_KEY"] = lb_key
             wait_for_port("127.0.0.1", lb_port, 10.0)
+        env.setdefault("HUB_WORKER_METRICS_PORT", str(_metrics_port(settings.api_host)))
         children.append(_spawn("worker", env))
         children.append(_spawn("api", env))
         url = f"http://{_display_host(settings.api_host)}:{settings.api_port}"
@@ -172,6 +175,8 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
         print(f"  API:     {url}", flush=True)
         print(f"  Kafka:   {bootstrap}{' (embedded Tansu, in memory)' if broker else ''}", flush=True)
         print(f"  Data:    {data_dir}", flush=True)
+        if env["HUB_WORKER_METRICS_PORT"] != "0":
+            print(f"  Metrics: {url}/metrics (API), http://{_display_host(settings.api_host)}:{env['HUB_WORKER_METRICS_PORT']}/metrics (worker)", flush=True)
         if fake_lb:
             print(f"  Fake LB: {env['HUB_DEV_LB_BASE_URL']} (programs registered without LbBaseUrl use it;"
                   f" GET {env['HUB_DEV_LB_BASE_URL']}/_fake/batches shows what it received)", flush=True)
@@ -189,6 +194,18 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
         return 0
     finally:
         _stop_all(children, postgres, broker)
+
+
+def _metrics_port(host: str) -> int:
+    """DEV_WORKER_METRICS_PORT, or a free port when something else holds it."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, DEV_WORKER_METRICS_PORT))
+        except OSError:
+            return free_port()
+    return DEV_WORKER_METRICS_PORT
 
 
 def _display_host(host: str) -> str:

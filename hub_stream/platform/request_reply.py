@@ -9,7 +9,9 @@ Wire format (kept here, in one place, so the mechanism can be swapped):
 - request value: JSON ``{"kind": str, "id": str, "body": {...}}``; ``id`` is
   the command id that makes redelivered commands idempotent.
 - request headers: ``hub-reply-to`` (client id), ``hub-reply-partition``
-  (partition of the replies topic the client reads), ``hub-correlation-id``.
+  (partition of the replies topic the client reads), ``hub-correlation-id``;
+  ``hub-request-id``: the X-Request-ID of the HTTP request it serves, so the
+  worker's lines about it (a sync's) carry the same request_id.
   A record without them (a plain producer's) gets no reply.
 - reply value: JSON ``{"status": int, "body": ...}`` on the replies topic,
   with the same ``hub-correlation-id`` and ``hub-reply-to`` headers.
@@ -30,6 +32,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from hub_stream.platform.logs import request_id_var
 from hub_stream.platform.settings import HubSettings
 
 logger = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ logger = logging.getLogger(__name__)
 H_REPLY_TO = "hub-reply-to"
 H_REPLY_PARTITION = "hub-reply-partition"
 H_CORRELATION = "hub-correlation-id"
+H_REQUEST_ID = "hub-request-id"
 
 
 class RpcTimeout(TimeoutError):
@@ -56,6 +60,7 @@ class Request:
     correlation_id: str | None = None
     partition: int | None = None
     offset: int | None = None
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,7 @@ def decode_request(
         correlation_id=h.get(H_CORRELATION),
         partition=partition,
         offset=offset,
+        request_id=h.get(H_REQUEST_ID),
     )
 
 
@@ -232,6 +238,9 @@ class RpcClient:
             (H_REPLY_PARTITION, str(self._partition).encode()),
             (H_CORRELATION, correlation.encode()),
         ]
+        request_id = request_id_var.get()
+        if request_id is not None:
+            headers.append((H_REQUEST_ID, request_id.encode()))
         try:
             await self.producer.send_and_wait(
                 topic,

@@ -73,7 +73,7 @@ class HubSettings(BaseSettings):
     data_dir: Path = Field(Path(".hub"), description="embedded PostgreSQL data, worker state")
     log_level: LogLevel = "INFO"
     worker_metrics_port: int = Field(
-        0, ge=0, le=65535, description="a worker serves its Prometheus metrics here (0: off)"
+        0, ge=0, le=65535, description="a worker serves GET /metrics here (0: off; `hub dev` and compose: 9100)"
     )
 
     def topic(self, name: str) -> str:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hub_stream.templating.payload import category_map_in
 from schemas.timefmt import format_utc, utc_now
 
 APPLIED_LIMIT = 64
@@ -175,18 +176,12 @@ class SubscriberRecord:
 
 
 def is_plain_template(value: Any) -> bool:
-    """True for the plain Handlebars form: a string that is not a JSON object of entries.
+    """True for the plain Handlebars form: a string that does not hold a category map.
 
-    As the parser decides (hub_stream.templating.payload): a row template whose
-    text is itself JSON, such as ``{"e": "{{email}}"}``, is plain too.
+    The rule is the parser's (hub_stream.templating.payload.category_map_in), so
+    the ImportProcessId check here and the parse agree on every string.
     """
-    if not isinstance(value, str):
-        return False
-    try:
-        decoded = json.loads(value)
-    except ValueError:
-        return True
-    return not (isinstance(decoded, dict) and decoded and all(isinstance(v, dict) for v in decoded.values()))
+    return isinstance(value, str) and category_map_in(value) is None
 
 
 def template_problem(template: Any, import_process_id: int | None) -> Problem | None:

@@ -125,6 +125,7 @@ class CreateBatchClient:
             outcome, retry_after, maybe_sent = await self._attempt(url, params, body, headers)
             unanswered += maybe_sent
             outcome = BatchOutcome(**{**outcome.__dict__, "attempts": attempts, "unanswered": unanswered, "resent": resent})
+            metrics.LB_RESPONSES.labels(str(outcome.status) if outcome.status is not None else "none").inc()
             retryable = outcome.status is None or outcome.status in RETRY_STATUSES
             if outcome.ok or not retryable or attempts > self._settings.lb_max_retries:
                 metrics.LB_LATENCY.observe(time.perf_counter() - clock)

@@ -217,19 +217,30 @@ def _json_kind(value: Any) -> str:
     return "number"
 
 
+def category_map_in(text: str) -> dict[str, Any] | None:
+    """The category map a string template holds (form 2), or None for a plain template (form 3).
+
+    CONTRACT.md: a string is form 2 only when it parses as a JSON object whose
+    every value is an object (an entry). A row template may itself be JSON
+    (``{"e": "{{email}}"}``): its values are strings, so it is plain.
+    """
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(decoded, dict) and all(isinstance(v, dict) for v in decoded.values()):
+        return decoded
+    return None
+
+
 def parse_payload_template(value: Any, *, import_process_id: int | None = None) -> PayloadTemplate:
     """Validate and compile an LbApiPayloadTemplate in any of its three forms."""
     form: Literal["object", "string-object", "plain"]
     if isinstance(value, dict):
         form, mapping = "object", value
     elif isinstance(value, str):
-        try:
-            decoded = json.loads(value)
-        except ValueError:
-            decoded = None
-        # A row template can itself be valid JSON ('{"e": "{{email}}"}'): only an
-        # object whose values are all objects (entries) is the category map.
-        if isinstance(decoded, dict) and decoded and all(isinstance(v, dict) for v in decoded.values()):
+        decoded = category_map_in(value)
+        if decoded is not None:
             form, mapping = "string-object", decoded
         else:
             if not value.strip():

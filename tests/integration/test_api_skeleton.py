@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from support import basic
 
 from api.app import create_app
+from hub_stream.access.keys import create_key
+from hub_stream.platform.logs import JsonFormatter
 from hub_stream.platform.request_reply import RpcClient
 from hub_stream.platform.settings import HubSettings
 from hub_stream.platform.topics import ensure_topics
@@ -91,3 +96,18 @@ async def test_metrics_count_requests_by_route_and_status(client: TestClient) ->
     assert 'hub_http_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert 'route="unmatched",status="404"' in text
     assert "hub_http_request_seconds_bucket" in text
+
+
+async def test_one_access_line_per_request(client: TestClient, pool: asyncpg.Pool, caplog: pytest.LogCaptureFixture) -> None:
+    """docs/operations.md: method, route, status, duration, request_id, program and key id; probes at DEBUG."""
+    key = await create_key(pool, system=True)
+    auth = basic(key.user_id, key.api_key)
+    caplog.set_level(logging.INFO, logger="hub_stream.access")
+    await client.get("/api/programs/NOPE1", headers={**auth, "X-Request-ID": "rid-access-1"})
+    await client.get("/healthz")
+    lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "hub_stream.access"]
+    assert len(lines) == 1, lines  # /healthz is a probe: DEBUG
+    (line,) = lines
+    assert (line["method"], line["route"], line["status"]) == ("GET", "/api/programs/{programId}", 404)
+    assert (line["request_id"], line["program_id"], line["key_id"]) == ("rid-access-1", "NOPE1", key.user_id)
+    assert isinstance(line["duration_ms"], float) and key.api_key not in str(line)

@@ -140,3 +140,32 @@ def test_fake_lb_is_wired_to_new_programs(tmp_path: Path) -> None:
     finally:
         dev.send_signal(signal.SIGINT)
         dev.wait(15)
+
+
+def test_a_normal_start_is_short_json_and_serves_worker_metrics(tmp_path: Path) -> None:
+    """Before "ready": a few JSON lines (no initdb output, no raw warnings, no line per partition); metrics printed and served."""
+    import json
+    import re
+
+    port = free_port()
+    dev = _start_dev(tmp_path, port)
+    try:
+        output = "\n".join(_read_until_ready(dev, tmp_path))
+        logged = (tmp_path / "dev.err").read_text().splitlines()
+        assert len(logged) <= 15, "\n".join(logged)
+        for line in logged:
+            doc = json.loads(line)  # raises on a raw line (a warning printed by Python, say)
+            assert len(line) < 1000 and "initdb" not in line and not doc["message"].startswith("[^"), line
+        metrics = re.search(r"Metrics: .*(http://127\.0\.0\.1:\d+/metrics) \(worker\)", output)
+        assert metrics, output
+        with urllib.request.urlopen(metrics.group(1), timeout=10) as r:
+            assert "process_cpu_seconds_total" in r.read().decode()  # the worker's own registry answers
+    finally:
+        if dev.poll() is None:
+            dev.send_signal(signal.SIGINT)
+            try:
+                dev.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(dev.pid, signal.SIGKILL)
+        for proc in _processes_using(tmp_path / ".hub"):
+            proc.kill()

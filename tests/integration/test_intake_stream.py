@@ -390,7 +390,7 @@ async def test_partitions_handed_over_mid_stream_lose_and_duplicate_nothing(kafk
         second = HubProcess("worker", settings, tmp_path / "worker2.log")
 
         async def second_took_partitions() -> bool:
-            return second.log_path.exists() and "intake partition" in second.log_path.read_text()
+            return second.log_path.exists() and "intake took over partition" in second.log_path.read_text()
 
         try:
             await wait_until(second_took_partitions, what="the second worker taking partitions", logs=(first.log_path, second.log_path))

@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from json import dumps
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,28 @@ async def test_post_with_a_start_point_shows_it(http: TestClient, pool: asyncpg.
     assert (await call(http, "POST", base, system, {"PublisherProgramId": pub, "SyncEnabled": True, "LastSyncUtc": "2026-01-02T03:04:05.678901Z"}))[0] == 201
     _, one, _ = await call(http, "GET", f"{base}/{pub}", system)
     assert one["LastSyncUtc"] == "2026-01-02T03:04:05.678Z"
+
+
+async def test_a_plain_template_whose_text_is_json_and_the_string_category_map(http: TestClient, pool: asyncpg.Pool, system: dict[str, str]) -> None:
+    """CONTRACT.md: a string is the category map only when every value of its JSON object is an entry."""
+    sub, plain_pub, map_pub = ids(3)
+    await register(pool, sub, plain_pub, map_pub)
+    base = f"/api/programs/{sub}/eventSubs"
+    json_row = '{"e": "{{email}}"}'
+    status, body, _ = await call(http, "POST", base, system, {"PublisherProgramId": plain_pub, "LbApiPayloadTemplate": json_row})
+    assert status == 422 and body["details"]["field"] == "ImportProcessId"
+    assert (await call(http, "POST", base, system, {"PublisherProgramId": plain_pub, "LbApiPayloadTemplate": json_row, "ImportProcessId": 8}))[0] == 201
+    _, one, _ = await call(http, "GET", f"{base}/{plain_pub}", system)
+    assert (one["LbApiPayloadTemplate"], one["ImportProcessId"]) == (json_row, 8)
+
+    category_map = dumps({"COURSE": {"importProcessId": 3, "batchRowTemplate": json_row}})
+    status, body, _ = await call(http, "POST", base, system, {"PublisherProgramId": map_pub, "LbApiPayloadTemplate": category_map, "ImportProcessId": 8})
+    assert status == 422 and body["details"]["field"] == "ImportProcessId"
+    assert (await call(http, "POST", base, system, {"PublisherProgramId": map_pub, "LbApiPayloadTemplate": category_map}))[0] == 201
+    # PATCH the plain one to another JSON-text row template: it stays plain, its ImportProcessId stays.
+    assert (await call(http, "PATCH", f"{base}/{plain_pub}", system, {"LbApiPayloadTemplate": '{"f": "{{name}}"}'}))[0] == 204
+    _, patched, _ = await call(http, "GET", f"{base}/{plain_pub}", system)
+    assert (patched["LbApiPayloadTemplate"], patched["ImportProcessId"]) == ('{"f": "{{name}}"}', 8)
 
 
 async def test_errors(http: TestClient, pool: asyncpg.Pool, system: dict[str, str]) -> None:

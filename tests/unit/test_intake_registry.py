@@ -32,6 +32,7 @@ from hub_stream.events.intake_rules import (
     entry_key,
 )
 from hub_stream.events.records import partition_for
+from hub_stream.platform import metrics
 from hub_stream.platform.request_reply import H_REPLY_PARTITION, H_REPLY_TO
 from hub_stream.platform.settings import HubSettings
 
@@ -165,7 +166,9 @@ async def test_an_unregistered_publisher_s_new_events_are_rejected_as_unknown_pr
     lookup.programs.add(good)
     feed = Feed(intake, 0)
     records = [feed.record(event_doc(good, 1), key=good), feed.record(event_doc(bad, 1), key=bad), feed.record(event_doc(bad, 2), key=bad)]
+    unknown_before = metrics.REJECTED_RECORDS.labels("unknown_program")._value.get()
     batch = await intake.decide(records)
+    assert metrics.REJECTED_RECORDS.labels("unknown_program")._value.get() == unknown_before + 2
     sent = outcome(intake, batch)
     assert sent["events"] == ["ev-1"]
     assert [r[:2] for r in sent["rejected"]] == [(records[1].value, "unknown_program"), (records[2].value, "unknown_program")]
@@ -187,8 +190,15 @@ async def test_a_record_on_another_partition_is_forwarded_and_checked_at_home() 
     lookup = FakeRegistry()
     intake = make_intake(lookup, 0, 1)
     stranger = publisher_in(1, "UNREG")
-    batch = await intake.decide([Feed(intake, 0).record(event_doc(stranger, 1), key=stranger)])
+    forwarded_before = metrics.FORWARDED_RECORDS._value.get()
+    record = Feed(intake, 0).record(event_doc(stranger, 1), key="the producer's key", headers=[("trace", b"t1")])
+    batch = await intake.decide([record])
     assert outcome(intake, batch) == {"events": [], "rejected": [], "forwarded": [1]}
+    (copy,) = batch.produce
+    # The producer's record as it was (docs/events.md), one header added; counted, not logged.
+    assert (copy.key, copy.value) == (b"the producer's key", record.message.value)
+    assert copy.headers == [("trace", b"t1"), ("hub-forwarded-from", f"{intake.incoming_topic}/0/0".encode())]
+    assert metrics.FORWARDED_RECORDS._value.get() == forwarded_before + 1
     assert lookup.lookups == []  # not looked up where it does not belong
     batch = await intake.decide([Feed(intake, 1).record(event_doc(stranger, 1), key=stranger)])
     assert [r[1] for r in outcome(intake, batch)["rejected"]] == ["unknown_program"]

@@ -189,8 +189,11 @@ def test_command_log_keeps_the_newest_outcome_of_an_id() -> None:
     ("value", "plain"),
     [
         ('{"C": {"importProcessId": 1, "batchRowTemplate": "{}"}}', False),
-        ("  {\"a\": 1}  ", True),  # JSON, but not an object of entries: a row template (CONTRACT.md form 3)
+        ("  {\"C\": {}}  ", False),
+        ("  {\"a\": 1}  ", True),  # a JSON object whose values are not entries: a row template
         ('{"e": "{{email}}"}', True),
+        ('{"C": {"importProcessId": 1}, "e": "x"}', True),  # one value is not an entry
+        ("{}", False),  # every value (none) is an entry: the category map form, refused as empty
         ("{{x}}", True),
         ('{"a": {{json x}}}', True),  # looks like JSON, is not
         ("[1, 2]", True),
@@ -208,4 +211,15 @@ def test_import_process_id_rules_without_parsing() -> None:
     missing = subs.template_problem("{{x}}", None)
     assert missing is not None and missing["details"]["field"] == "ImportProcessId"
     stray = subs.template_problem({"C": {}}, 3)
+    assert stray is not None and stray["details"]["field"] == "ImportProcessId"
+
+
+def test_a_plain_template_whose_text_is_json_is_saved_with_its_import_process_id() -> None:
+    """CONTRACT.md: '{"e": "{{email}}"}' is a plain template (form 3), not a category map."""
+    assert subs.template_problem('{"e": "{{email}}"}', 7) is None
+    missing = subs.template_problem('{"e": "{{email}}"}', None)
+    assert missing is not None and missing["details"]["field"] == "ImportProcessId"
+    category_map = json.dumps({"C": {"importProcessId": 1, "batchRowTemplate": '{"e": "{{email}}"}'}})
+    assert subs.template_problem(category_map, None) is None
+    stray = subs.template_problem(category_map, 7)
     assert stray is not None and stray["details"]["field"] == "ImportProcessId"
