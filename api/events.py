@@ -162,7 +162,7 @@ def setup(app: web.Application) -> None:
 
 
 _ID = Param("id", "path", "GET: the publisher's programId (1-25 of A-Z a-z 0-9 _ - .); DELETE: an EventId (E:{programId}-{uuid4})")
-_NO_WORKER = (503, ("No worker answered in time (workers_unavailable).", None))
+_NO_WORKER = (503, ("No worker (or no broker) answered in time (unavailable, with Retry-After).", None))
 _LIST_PARAMS = (
     _ID,
     Param("createdAfter", "query", "ISO 8601; only events created strictly after it"),

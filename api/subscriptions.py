@@ -184,7 +184,7 @@ _PROGRAM = Param("programId", "path", "the subscriber: 1-25 of A-Z a-z 0-9 _ - .
 _PUBLISHER = Param("publisherProgramId", "path", "the publisher: 1-25 of A-Z a-z 0-9 _ - .")
 _BASE = "/api/programs/{programId}/eventSubs"
 _ONE = _BASE + "/{publisherProgramId}"
-_NO_WORKER = (503, ("No worker answered in time (workers_unavailable).", None))
+_NO_WORKER = (503, ("No worker (or no broker) answered in time (unavailable, with Retry-After).", None))
 OPERATIONS = [
     Operation(
         "GET",

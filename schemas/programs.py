@@ -72,6 +72,14 @@ class ProgramBody(BaseModel):
     SendSuccessEmailTo: str | None = Field(None, min_length=1, max_length=1000)
     SendFailureEmailTo: str | None = Field(None, min_length=1, max_length=1000)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # PostgreSQL text cannot hold NUL: refused here, not failed there (CONTRACT.md "Conventions").
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
+
     @field_validator("Name")
     @classmethod
     def _name_not_blank(cls, value: str) -> str:

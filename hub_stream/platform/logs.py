@@ -9,6 +9,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from hub_stream.platform.outages import RepeatFilter
+
 # Attributes a log call may add with ``extra=`` that are copied into the line.
 CONTEXT_FIELDS = ("request_id", "program_id", "topic", "partition", "offset", "sync_id")
 
@@ -41,6 +43,9 @@ def setup_logging(level: str = "INFO") -> None:
     """Send every logger's records, as JSON lines, to stderr."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    # A dependency that is down makes clients log every reconnect attempt
+    # (aiokafka: thousands of lines a second); a few lines and a count say as much.
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
