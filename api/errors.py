@@ -13,7 +13,12 @@ from typing import Any
 from aiohttp import web
 
 from api.state import MAX_BODY_BYTES, MAX_URL_BYTES, SETTINGS
-from hub_stream.platform.outages import OUTAGES, RETRY_AFTER_S, unavailable_dependency
+from hub_stream.platform.outages import (
+    OUTAGES,
+    RETRY_AFTER_S,
+    request_deadline,
+    unavailable_dependency,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +114,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     if length is not None and length > MAX_BODY_BYTES:
         return problem(413, *_HTTP_CODES[413], {"limit": MAX_BODY_BYTES, "got": length})
     deadline = _deadline_s(request)
+    token = request_deadline.set(None if deadline is None else asyncio.get_running_loop().time() + deadline)
     try:
         async with asyncio.timeout(deadline):
             response = await handler(request)
@@ -120,6 +126,8 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return _from_http_exception(request, exc)
     except Exception as exc:  # noqa: BLE001 - a crash too is answered as a problem, never a trace
         return _failed(request, exc)
+    finally:
+        request_deadline.reset(token)
     return response
 
 

@@ -16,6 +16,8 @@ attempt. Three parts, shared by the API and the workers:
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -27,6 +29,19 @@ RETRY_AFTER_S = 2
 DATABASE = "PostgreSQL"
 BROKER = "the broker"
 WORKERS = "the workers"
+
+
+request_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("request_deadline", default=None)
+"""When the HTTP request being served must be answered (event loop time), set by the API's middleware."""
+
+
+def time_left(budget_s: float) -> float:
+    """``budget_s``, cut to what is left of the request's deadline (a little before it, so the
+    part that waits can say what it waited for)."""
+    deadline = request_deadline.get()
+    if deadline is None:
+        return budget_s
+    return max(min(budget_s, deadline - asyncio.get_running_loop().time() - 0.1), 0.001)
 
 
 class DependencyUnavailable(Exception):
@@ -143,7 +158,7 @@ class RepeatFilter(logging.Filter):
     """Lets ``burst`` records of one kind (logger, level, message template) through per interval.
 
     The next record of that kind after the interval carries the count of
-    those held back. Records below ``min_level`` pass untouched unless their
+    those held back. Tracebacks of the ``noisy`` libraries become one line. Records below ``min_level`` pass untouched unless their
     logger is one of ``noisy`` (prefixes), whose records are all limited.
     """
 
@@ -153,7 +168,7 @@ class RepeatFilter(logging.Filter):
         burst: int = 5,
         interval_s: float = 10.0,
         min_level: int = logging.WARNING,
-        noisy: tuple[str, ...] = ("aiokafka", "kafka"),
+        noisy: tuple[str, ...] = ("aiokafka", "kafka", "asyncpg"),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
@@ -165,7 +180,15 @@ class RepeatFilter(logging.Filter):
         self._windows: dict[tuple[str, int, str], list[float | int]] = {}  # key -> [start, passed, held]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < self.min_level and not record.name.startswith(self.noisy):
+        noisy = record.name.startswith(self.noisy)
+        if noisy and record.exc_info and record.exc_info[1] is not None:
+            # A library's traceback of a connection failure says no more than its last line.
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        if record.levelno < self.min_level and not noisy:
             return True
         key = (record.name, record.levelno, str(record.msg))
         now = self._clock()

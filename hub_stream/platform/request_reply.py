@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from hub_stream.platform import safe_json
-from hub_stream.platform.outages import BROKER, OUTAGES, DependencyUnavailable
+from hub_stream.platform.outages import BROKER, OUTAGES, DependencyUnavailable, time_left
 from hub_stream.platform.settings import HubSettings
 
 logger = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ class RpcClient:
         if self._producer is None:
             raise DependencyUnavailable(BROKER, "not connected yet")
         loop = asyncio.get_running_loop()
-        total = timeout or self._settings.request_timeout_s
+        total = time_left(timeout or self._settings.request_timeout_s)
         give_up = loop.time() + total
         correlation = uuid.uuid4().hex
         fut: asyncio.Future[Reply] = loop.create_future()
