@@ -15,6 +15,7 @@ from api.errors import ApiError
 from api.openapi import Operation, Param
 from api.state import KEYS, POOL
 from hub_stream.access import keys
+from schemas.common import USER_ID_SCHEMA
 from schemas.keys import KeyBody, KeyOut, NewKeyOut
 from schemas.programs import PROGRAM_ID_RULE, is_program_id
 
@@ -82,7 +83,7 @@ def setup(app: web.Application) -> None:
     app.router.add_delete("/api/keys/{userId}", revoke_key)
 
 
-_USER = Param("userId", "path", "the key's user id")
+_USER = Param("userId", "path", "the key's user id (u_ and 32 hex digits)", schema=USER_ID_SCHEMA)
 OPERATIONS = [
     Operation(
         "POST",

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.common import TIMESTAMP_SCHEMA
 from schemas.timefmt import format_utc, parse_utc
 
 READ_ONLY_FIELDS = ("ProgramId", "PublisherProgramId", "CreatedUtc", "UpdatedUtc")
@@ -50,7 +51,9 @@ class _SubscriptionFields(BaseModel):
     LbApiPayloadTemplate: Template = Field(None, description="object, string holding an object, or plain Handlebars string")
     ImportProcessId: int | None = Field(None, gt=0, strict=True, description="only with a plain Handlebars template, and then needed")
     LastSyncUtc: str | None = Field(
-        None, description="deliver events with CreatedUtc >= this; null: from the publisher's first event"
+        None,
+        description="deliver events with CreatedUtc >= this; null: from the publisher's first event",
+        json_schema_extra=TIMESTAMP_SCHEMA,
     )
 
     @model_validator(mode="before")
@@ -62,6 +65,14 @@ class _SubscriptionFields(BaseModel):
     @classmethod
     def _last_sync(cls, value: Any) -> str | None:
         return _utc_text(value)
+
+    @field_validator("ImportProcessId", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        # JSON has one number type: 7.0 is the integer 7 (as JSON Schema's "integer" says).
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
 
 class SubscriptionCreate(_SubscriptionFields):
@@ -76,6 +87,8 @@ class SubscriptionPatch(_SubscriptionFields):
     ``LastSyncUtc`` moves the cursor: the next sync delivers events with
     ``CreatedUtc >= LastSyncUtc``; null: from the publisher's first event.
     """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"minProperties": 1})
 
     def changes(self) -> dict[str, Any]:
         """Only the fields the body named, with their values."""
