@@ -18,11 +18,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
-from support import hub_processes, make_settings, wait_ready
-
-from hub_stream.access import keys
+from support import hub_processes, make_settings, new_system_key, wait_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,17 +32,9 @@ def live_api(kafka_bootstrap: str, database_dsn: str, tmp_path_factory: pytest.T
     tmp: Path = tmp_path_factory.mktemp("fuzz")
     settings = make_settings(kafka_bootstrap, database_dsn, tmp)
 
-    async def system_key() -> str:
-        conn = await asyncpg.connect(database_dsn)
-        try:
-            new = await keys.create_key(conn, system=True)
-        finally:
-            await conn.close()
-        return "Basic " + base64.b64encode(f"{new.user_id}:{new.api_key}".encode()).decode()
-
     with hub_processes(settings, tmp, workers=1, apis=1) as (procs, urls):
         asyncio.run(wait_ready(urls[0], procs))
-        yield urls[0], asyncio.run(system_key())
+        yield urls[0], asyncio.run(new_system_key(database_dsn))["Authorization"]
 
 
 FUZZ_HOOKS = Path(__file__).with_name("fuzz_hooks.py")

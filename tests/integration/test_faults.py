@@ -25,11 +25,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
-import asyncpg
 import pytest
-from support import HubProcess, basic, make_settings
+from support import HubProcess, make_settings, new_system_key
 
-from hub_stream.access import keys
 from hub_stream.local.embedded import free_port, start_tansu
 from hub_stream.platform.topics import ensure_topics
 
@@ -86,15 +84,6 @@ class Relay:
 
         with contextlib.suppress(asyncio.CancelledError):  # the test's loop closing: nothing to relay
             await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-
-async def _system_key(dsn: str) -> dict[str, str]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        new = await keys.create_key(conn, system=True)
-    finally:
-        await conn.close()
-    return basic(new.user_id, new.api_key)
 
 
 async def _wait_alive(url: str, proc: HubProcess, timeout_s: float = 60.0) -> None:
@@ -163,7 +152,7 @@ async def test_postgresql_down_503_cached_keys_keep_working_quiet_logs_and_quick
     client = Client(f"http://127.0.0.1:{port}")
     try:
         await _wait_alive(client.url, api)
-        cached, uncached = await _system_key(database_dsn), await _system_key(database_dsn)
+        cached, uncached = await new_system_key(database_dsn), await new_system_key(database_dsn)
         tag = uuid.uuid4().hex[:6]
         sub, pub = f"SUB{tag}", f"PUB{tag}"
         for program in (sub, pub):
@@ -216,6 +205,18 @@ async def test_postgresql_down_503_cached_keys_keep_working_quiet_logs_and_quick
         worker.stop()
 
 
+async def _broker_away(client: Client, api: HubProcess, auth: dict[str, str], program: str, seconds: float, what: str) -> None:
+    """Calls for ``seconds`` while the broker is away; prints and checks what a client saw and the log volume."""
+    log_before, started = _log_size(api), time.monotonic()
+    await _calls_while_the_broker_is_away(client, auth, program, seconds)
+    took = time.monotonic() - started
+    log_bytes = _log_size(api) - log_before
+    print(f"\n{what}, {took:.1f} s: {client.summary()}.\nAPI log: {log_bytes} bytes ({log_bytes * 60 / took / 1e6:.4f} MB/min).")
+    slowest = max(s for label, _, _, s in client.seen if label not in ("setup", "readyz"))
+    assert slowest < REQUEST_TIMEOUT_S + 2, f"a call took {slowest:.1f} s; HUB_REQUEST_TIMEOUT_S is {REQUEST_TIMEOUT_S}"
+    assert log_bytes * 60 / took < MB_PER_MINUTE_LIMIT * 1e6
+
+
 async def _calls_while_the_broker_is_away(client: Client, auth: dict[str, str], program: str, seconds: float) -> None:
     started = time.monotonic()
     event = {
@@ -253,22 +254,12 @@ async def test_broker_stopped_under_a_running_api_503_within_the_timeout_and_qui
         await ensure_topics(settings)
         api = HubProcess("api", settings, tmp_path / "api.log", HUB_API_PORT=str(port))
         await _wait_alive(client.url, api)
-        auth = await _system_key(database_dsn)
+        auth = await new_system_key(database_dsn)
         program = f"P{uuid.uuid4().hex[:6]}"
         status, body, _ = await client.call("setup", "PUT", f"/api/programs/{program}", auth, json={"Name": program})
         assert status == 201, body
         broker.stop()
-        log_before, started = _log_size(api), time.monotonic()
-        await _calls_while_the_broker_is_away(client, auth, program, 20)
-        seconds = time.monotonic() - started
-        log_bytes = _log_size(api) - log_before
-        print(
-            f"\nBroker stopped under the API, {seconds:.1f} s: {client.summary()}."
-            f"\nAPI log: {log_bytes} bytes ({log_bytes * 60 / seconds / 1e6:.4f} MB/min)."
-        )
-        slowest = max(s for label, _, _, s in client.seen if label != "setup")
-        assert slowest < REQUEST_TIMEOUT_S + 2, f"a call took {slowest:.1f} s; HUB_REQUEST_TIMEOUT_S is {REQUEST_TIMEOUT_S}"
-        assert log_bytes * 60 / seconds < MB_PER_MINUTE_LIMIT * 1e6
+        await _broker_away(client, api, auth, program, 20, "Broker stopped under the API")
     finally:
         await client.close()
         if api is not None:
@@ -285,23 +276,13 @@ async def test_api_started_with_no_broker_answers_503_at_once_and_quiet_logs(
     client = Client(f"http://127.0.0.1:{port}")
     try:
         await _wait_alive(client.url, api)
-        auth = await _system_key(database_dsn)
+        auth = await new_system_key(database_dsn)
         program = f"P{uuid.uuid4().hex[:6]}"
         status, body, _ = await client.call("setup", "PUT", f"/api/programs/{program}", auth, json={"Name": program})
         assert status == 201, body
         status, body, _ = await client.call("readyz", "GET", "/readyz", {})
         assert status == 503 and not body["details"]["checks"]["broker"]["ok"], body
-        log_before, started = _log_size(api), time.monotonic()
-        await _calls_while_the_broker_is_away(client, auth, program, 10)
-        seconds = time.monotonic() - started
-        log_bytes = _log_size(api) - log_before
-        print(
-            f"\nNo broker at start, {seconds:.1f} s: {client.summary()}."
-            f"\nAPI log: {log_bytes} bytes ({log_bytes * 60 / seconds / 1e6:.4f} MB/min)."
-        )
-        slowest = max(s for label, _, _, s in client.seen if label not in ("setup", "readyz"))
-        assert slowest < REQUEST_TIMEOUT_S + 2
-        assert log_bytes * 60 / seconds < MB_PER_MINUTE_LIMIT * 1e6
+        await _broker_away(client, api, auth, program, 10, "No broker at start")
     finally:
         await client.close()
         api.stop()

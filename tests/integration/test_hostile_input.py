@@ -16,11 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
-from support import basic, event_doc, hub_processes, make_settings, wait_ready
-
-from hub_stream.access import keys
+from support import event_doc, hub_processes, make_settings, new_system_key, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -37,12 +34,7 @@ def hub(kafka_bootstrap: str, database_dsn: str, tmp_path_factory: pytest.TempPa
     sub, pub = f"SUB{tag}", f"PUB{tag}"
 
     async def prepare(url: str) -> dict[str, str]:
-        conn = await asyncpg.connect(database_dsn)
-        try:
-            new = await keys.create_key(conn, system=True)
-        finally:
-            await conn.close()
-        auth = basic(new.user_id, new.api_key)
+        auth = await new_system_key(database_dsn)
         async with aiohttp.ClientSession(headers=auth) as http:
             for program in (sub, pub):
                 async with http.put(f"{url}/api/programs/{program}", json={"Name": program}) as r:
