@@ -12,7 +12,7 @@ from api.auth import auth_middleware
 from api.errors import error_middleware
 from api.observability import observe_middleware
 from api.routes import setup_routes
-from api.state import KEYS, MAX_BODY_BYTES, POOL, RPC, SETTINGS
+from api.state import KEYS, MAX_BODY_BYTES, MAX_REQUEST_LINE_BYTES, POOL, RPC, SETTINGS
 from hub_stream.access.key_cache import KeyCache
 from hub_stream.platform import db
 from hub_stream.platform.request_reply import RpcClient
@@ -28,7 +28,11 @@ def create_app(
     pool: asyncpg.Pool | None = None,
 ) -> web.Application:
     """The API app. Without ``rpc``/``pool`` it starts and stops its own."""
-    app = web.Application(middlewares=[observe_middleware, error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        middlewares=[observe_middleware, error_middleware, auth_middleware],
+        client_max_size=MAX_BODY_BYTES,
+        handler_args={"max_line_size": MAX_REQUEST_LINE_BYTES},
+    )
     app[SETTINGS] = settings
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -36,7 +40,8 @@ def create_app(
         own_pool = pool is None
         app[RPC] = rpc or RpcClient(settings)
         if own_rpc:
-            await app[RPC].start()
+            # Without a broker the API still starts: calls that need it answer 503 until it is back.
+            await app[RPC].start(background=True)
         try:
             app[POOL] = pool or await db.create_pool(settings)
             try:

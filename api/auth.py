@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from api.bodies import plain_text
 from api.errors import ApiError
 from api.state import KEYS, POOL
 from hub_stream.access.keys import Grants
@@ -37,7 +38,7 @@ def _credentials(header: str | None) -> tuple[str, str]:
     user_id, sep, secret = decoded.partition(":")
     if not sep or not user_id or not secret:
         raise _unauthorized("The Basic credentials must be userId:apiKey.")
-    return user_id, secret
+    return plain_text(user_id, "user id"), plain_text(secret, "API key")
 
 
 @web.middleware

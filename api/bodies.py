@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from api.errors import ApiError
+from hub_stream.platform import safe_json
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -37,14 +37,14 @@ def validation_problem(exc: ValidationError, what: str = "request body") -> ApiE
 
 
 async def read_json(request: web.Request) -> Any:
-    """The body parsed as JSON; 400 ``invalid_json`` when it is not."""
+    """The body parsed as JSON; 400 ``invalid_json``, ``invalid_text`` or ``too_deep`` (hub_stream.platform.safe_json)."""
     raw = await request.read()
     if not raw.strip():
         raise ApiError(400, "invalid_json", "The request body is empty; send a JSON object.")
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"The request body is not valid JSON: {exc}.") from None
+        return safe_json.loads(raw)
+    except safe_json.JsonRefused as exc:
+        raise ApiError(400, exc.code, f"The request body is refused: {exc.message}") from None
 
 
 async def read_model(request: web.Request, model: type[M]) -> M:
@@ -56,3 +56,10 @@ async def read_model(request: web.Request, model: type[M]) -> M:
         return model.model_validate(doc)
     except ValidationError as exc:
         raise validation_problem(exc) from None
+
+
+def plain_text(value: str, what: str) -> str:
+    """``value`` (an id, name or key from the request), or 400 ``invalid_text`` if it holds a NUL."""
+    if "\x00" in value:
+        raise ApiError(400, "invalid_text", f"The {what} contains a NUL character.", {"field": what})
+    return value

@@ -6,12 +6,19 @@ never a stack trace, never an HTML page, for unknown paths and wrong methods too
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from aiohttp import web
 
-from api.state import MAX_BODY_BYTES
+from api.state import MAX_BODY_BYTES, MAX_URL_BYTES, SETTINGS
+from hub_stream.platform.outages import (
+    OUTAGES,
+    RETRY_AFTER_S,
+    request_deadline,
+    unavailable_dependency,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +65,7 @@ _HTTP_CODES = {
     404: ("not_found", "There is nothing at this path."),
     405: ("method_not_allowed", "This path does not accept that method."),
     413: ("payload_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes."),
+    414: ("uri_too_long", f"Request URLs are limited to {MAX_URL_BYTES} bytes."),
     415: ("unsupported_media_type", "Send the body as application/json."),
 }
 
@@ -76,21 +84,58 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Re
     return problem(exc.status, code, message, details, headers=headers)
 
 
+def unavailable(dependency: str, message: str | None = None, details: dict[str, Any] | None = None) -> ApiError:
+    """503 ``unavailable``: a dependency did not answer; the call may be retried."""
+    return ApiError(
+        503,
+        "unavailable",
+        message or f"{dependency[:1].upper()}{dependency[1:]} did not answer; try again in a few seconds.",
+        {"dependency": dependency, **(details or {})},
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+def _deadline_s(request: web.Request) -> float | None:
+    """How long an /api call may take: HUB_REQUEST_TIMEOUT_S (a sync: its own, longer, timeout)."""
+    if not request.path.startswith("/api/"):
+        return None
+    settings = request.app[SETTINGS]
+    if request.path == "/api/processEvents":
+        return settings.sync_timeout_s + settings.request_timeout_s
+    return settings.request_timeout_s
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Turn domain errors, HTTP errors and crashes into problem answers."""
+    """Turn domain errors, HTTP errors, missing dependencies and crashes into problem answers."""
+    if len(request.raw_path) > MAX_URL_BYTES:
+        return problem(414, *_HTTP_CODES[414], {"limit": MAX_URL_BYTES, "got": len(request.raw_path)})
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         return problem(413, *_HTTP_CODES[413], {"limit": MAX_BODY_BYTES, "got": length})
+    deadline = _deadline_s(request)
+    token = request_deadline.set(None if deadline is None else asyncio.get_running_loop().time() + deadline)
     try:
-        response = await handler(request)
+        async with asyncio.timeout(deadline):
+            response = await handler(request)
     except ApiError as exc:
         return problem(exc.status, exc.code, exc.message, exc.details, headers=exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         return _from_http_exception(request, exc)
-    except Exception:
-        logger.exception("unhandled error on %s %s", request.method, request.path)
-        return problem(500, "internal_error", "The hub failed on this request; it has been logged.")
+    except Exception as exc:  # noqa: BLE001 - a crash too is answered as a problem, never a trace
+        return _failed(request, exc)
+    finally:
+        request_deadline.reset(token)
     return response
+
+
+def _failed(request: web.Request, exc: Exception) -> web.Response:
+    dependency = unavailable_dependency(exc)
+    if dependency is not None:
+        OUTAGES.failed(dependency, f"{type(exc).__name__}: {exc}"[:300])
+        answer = unavailable(dependency)
+        return problem(answer.status, answer.code, answer.message, answer.details, headers=answer.headers)
+    logger.exception("unhandled error on %s %s", request.method, request.path)
+    return problem(500, "internal_error", "The hub failed on this request; it has been logged.")

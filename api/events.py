@@ -45,6 +45,7 @@ from hub_stream.events.listing import (
 from hub_stream.events.log import EventLogReader, offset_at_time
 from hub_stream.events.records import partition_for
 from hub_stream.platform.db import DB_COMMAND_TIMEOUT_S
+from schemas.common import EVENT_ID_SCHEMA, PROGRAM_ID_SCHEMA, TIMESTAMP_SCHEMA
 from schemas.events import EventCreated, EventIn, EventPage
 from schemas.timefmt import parse_utc
 
@@ -161,14 +162,20 @@ def setup(app: web.Application) -> None:
     app.router.add_delete("/api/events/{id}", delete_event)
 
 
-_ID = Param("id", "path", "GET: the publisher's programId (1-25 of A-Z a-z 0-9 _ - .); DELETE: an EventId (E:{programId}-{uuid4})")
-_NO_WORKER = (503, ("No worker answered in time (workers_unavailable).", None))
+_PROGRAM = Param("id", "path", "the publisher's programId (1-25 of A-Z a-z 0-9 _ - .)", schema=PROGRAM_ID_SCHEMA)
+_EVENT = Param("id", "path", "an EventId (E:{programId}-{uuid4})", schema=EVENT_ID_SCHEMA)
+_NO_WORKER = (503, ("No worker (or no broker) answered in time (unavailable, with Retry-After).", None))
 _LIST_PARAMS = (
-    _ID,
-    Param("createdAfter", "query", "ISO 8601; only events created strictly after it"),
-    Param("createdBefore", "query", "ISO 8601; only events created strictly before it"),
-    Param("eventType", "query", "only events of this EventType (exact match)"),
-    Param("limit", "query", f"events per page, 1-{MAX_LIMIT} (default {DEFAULT_LIMIT})", type="integer"),
+    _PROGRAM,
+    Param("createdAfter", "query", "ISO 8601; only events created strictly after it", schema=TIMESTAMP_SCHEMA),
+    Param("createdBefore", "query", "ISO 8601; only events created strictly before it", schema=TIMESTAMP_SCHEMA),
+    Param("eventType", "query", "only events of this EventType (exact match)", schema={"type": "string", "minLength": 1, "maxLength": 50}),
+    Param(
+        "limit",
+        "query",
+        f"events per page, 1-{MAX_LIMIT} (default {DEFAULT_LIMIT})",
+        schema={"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+    ),
     Param("pageToken", "query", "NextPageToken of the previous page, with the same filters"),
 )
 OPERATIONS = [
@@ -193,7 +200,7 @@ OPERATIONS = [
         "/api/events/{id}",
         "Delete an event (write on the program the EventId names): a deletion marker follows it on the stream.",
         {204: ("Deleted.", None), 404: ("Unknown, or already deleted (event_not_found).", None), _NO_WORKER[0]: _NO_WORKER[1]},
-        params=(_ID,),
+        params=(_EVENT,),
         tag="events",
     ),
     Operation(

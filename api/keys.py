@@ -10,11 +10,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.auth import require_system
-from api.bodies import read_model
+from api.bodies import plain_text, read_model
 from api.errors import ApiError
 from api.openapi import Operation, Param
 from api.state import KEYS, POOL
 from hub_stream.access import keys
+from schemas.common import USER_ID_SCHEMA
 from schemas.keys import KeyBody, KeyOut, NewKeyOut
 from schemas.programs import PROGRAM_ID_RULE, is_program_id
 
@@ -58,7 +59,7 @@ async def list_keys(request: web.Request) -> web.Response:
 
 async def get_key(request: web.Request) -> web.Response:
     require_system(request)
-    user_id = request.match_info["userId"]
+    user_id = plain_text(request.match_info["userId"], "user id")
     record = await keys.get_key(request.app[POOL], user_id)
     if record is None:
         raise unknown_key(user_id)
@@ -67,7 +68,7 @@ async def get_key(request: web.Request) -> web.Response:
 
 async def revoke_key(request: web.Request) -> web.Response:
     require_system(request)
-    user_id = request.match_info["userId"]
+    user_id = plain_text(request.match_info["userId"], "user id")
     if await keys.revoke_key(request.app[POOL], user_id) is None:
         raise unknown_key(user_id)
     request.app[KEYS].forget(user_id)  # at once here; other processes on the trigger's notification
@@ -82,7 +83,7 @@ def setup(app: web.Application) -> None:
     app.router.add_delete("/api/keys/{userId}", revoke_key)
 
 
-_USER = Param("userId", "path", "the key's user id")
+_USER = Param("userId", "path", "the key's user id (u_ and 32 hex digits)", schema=USER_ID_SCHEMA)
 OPERATIONS = [
     Operation(
         "POST",

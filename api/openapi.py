@@ -28,6 +28,7 @@ class Param:
     description: str = ""
     required: bool = False
     type: str = "string"
+    schema: dict[str, Any] | None = None  # the whole JSON Schema (patterns, bounds); else {"type": type}
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def build_spec(operations: Iterable[Operation], *, version: str = "0.1.0") -> di
             "responses": {},
         }
         params = [
-            {"name": p.name, "in": p.where, "required": p.required or p.where == "path", "description": p.description, "schema": {"type": p.type}}
+            {"name": p.name, "in": p.where, "required": p.required or p.where == "path", "description": p.description, "schema": p.schema or {"type": p.type}}
             for p in op.params
         ]
         if params:

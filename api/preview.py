@@ -40,6 +40,7 @@ from hub_stream.sync.preview import (
     registration_floor,
 )
 from hub_stream.templating import PayloadTemplate, PayloadTemplateError, parse_payload_template
+from schemas.common import PROGRAM_ID_SCHEMA
 from schemas.preview import PreviewIn, PreviewOut
 from schemas.timefmt import format_utc, utc_now
 
@@ -243,8 +244,8 @@ OPERATIONS = [
         },
         body=PreviewIn,
         params=(
-            Param("programId", "path", "the subscriber"),
-            Param("publisherProgramId", "path", "the publisher"),
+            Param("programId", "path", "the subscriber", schema=PROGRAM_ID_SCHEMA),
+            Param("publisherProgramId", "path", "the publisher", schema=PROGRAM_ID_SCHEMA),
         ),
         tag="subscriptions",
     ),

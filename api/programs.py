@@ -16,6 +16,7 @@ from api.state import POOL, SETTINGS
 from hub_stream.access import programs
 from hub_stream.access.programs import SubscriptionRefs, no_subscription_refs
 from hub_stream.platform.settings import HubSettings
+from schemas.common import PROGRAM_ID_SCHEMA
 from schemas.programs import PROGRAM_ID_RULE, ProgramBody, ProgramOut, is_program_id
 
 SUBSCRIPTION_REFS = web.AppKey("subscription_refs", SubscriptionRefs)
@@ -105,7 +106,7 @@ def setup(app: web.Application) -> None:
     app.router.add_delete("/api/programs/{programId}", delete_program)
 
 
-_PROGRAM = Param("programId", "path", "1-25 of A-Z a-z 0-9 _ - .")
+_PROGRAM = Param("programId", "path", "1-25 of A-Z a-z 0-9 _ - .", schema=PROGRAM_ID_SCHEMA)
 OPERATIONS = [
     Operation("GET", "/api/programs", "List registered programs (system key).", {200: ("All programs, sorted by id.", ProgramOut)}, list_response=frozenset({200}), tag="programs"),
     Operation(

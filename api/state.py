@@ -10,6 +10,10 @@ from hub_stream.platform.request_reply import RpcClient
 from hub_stream.platform.settings import HubSettings
 
 MAX_BODY_BYTES = 1024 * 1024
+MAX_URL_BYTES = 8192
+"""Longer request targets get 414; aiohttp's own limit is raised above it so the answer is JSON."""
+MAX_REQUEST_LINE_BYTES = MAX_BODY_BYTES
+"""aiohttp's own limit on the request line (its answer past it is plain text, not a problem)."""
 
 SETTINGS = web.AppKey("settings", HubSettings)
 RPC = web.AppKey("rpc", RpcClient)

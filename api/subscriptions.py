@@ -26,6 +26,7 @@ from api.programs import SUBSCRIPTION_REFS, program_id_from
 from api.state import POOL, SETTINGS
 from api.workers import ask
 from hub_stream.subscriptions.records import patched_template
+from schemas.common import PROGRAM_ID_SCHEMA
 from schemas.subscriptions import (
     READ_ONLY_FIELDS,
     SubscriptionCreate,
@@ -189,12 +190,12 @@ def setup(app: web.Application) -> None:
     app.router.add_delete(base + "/{publisherProgramId}", delete_subscription)
 
 
-_PROGRAM = Param("programId", "path", "the subscriber: 1-25 of A-Z a-z 0-9 _ - .")
-_PUBLISHER = Param("publisherProgramId", "path", "the publisher: 1-25 of A-Z a-z 0-9 _ - .")
+_PROGRAM = Param("programId", "path", "the subscriber: 1-25 of A-Z a-z 0-9 _ - .", schema=PROGRAM_ID_SCHEMA)
+_PUBLISHER = Param("publisherProgramId", "path", "the publisher: 1-25 of A-Z a-z 0-9 _ - .", schema=PROGRAM_ID_SCHEMA)
 _FORCE = Param("force", "query", "true: save even when the template fails on the publisher's latest live event", type="boolean")
 _BASE = "/api/programs/{programId}/eventSubs"
 _ONE = _BASE + "/{publisherProgramId}"
-_NO_WORKER = (503, ("No worker answered in time (workers_unavailable).", None))
+_NO_WORKER = (503, ("No worker (or no broker) answered in time (unavailable, with Retry-After).", None))
 OPERATIONS = [
     Operation(
         "GET",

@@ -15,7 +15,7 @@ from api.state import POOL, RPC, SETTINGS
 from hub_stream.access.programs import get_program
 from hub_stream.platform.request_reply import RpcTimeout
 from hub_stream.sync import ledger
-from schemas.common import Problem
+from schemas.common import PROGRAM_ID_SCHEMA, Problem
 from schemas.preview import SyncOrDryRunOut
 from schemas.sync import SyncListOut
 
@@ -79,7 +79,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/programs/{programId}/syncs", list_syncs)
 
 
-_PROGRAM = Param("programId", "path", "the program")
+_PROGRAM = Param("programId", "path", "the program", schema=PROGRAM_ID_SCHEMA)
 _INTERRUPTED = (
     "The sync could not record its progress or was taken over too often (sync_interrupted),"
     " or could not read hub.events (events_unavailable); call again."
@@ -104,7 +104,7 @@ OPERATIONS = [
             504: (_TIMED_OUT, None),
         },
         params=(
-            Param("programId", "query", "the subscriber program to sync", required=True),
+            Param("programId", "query", "the subscriber program to sync", required=True, schema=PROGRAM_ID_SCHEMA),
             Param("dryRun", "query", "true: plan only (same windows, routing, grouping, row cap); no LB call, cursor move or ledger write", type="boolean"),
         ),
         tag="sync",
@@ -114,7 +114,7 @@ OPERATIONS = [
         "/api/programs/{programId}/syncs",
         "Recent syncs of a program with their batches and LB's answers.",
         {200: ("The newest syncs first.", SyncListOut), 400: ("Invalid id or limit.", None), 404: ("Unknown program.", None)},
-        params=(_PROGRAM, Param("limit", "query", "1-200, default 20", type="integer")),
+        params=(_PROGRAM, Param("limit", "query", "1-200, default 20", schema={"type": "integer", "minimum": 1, "maximum": 200})),
         tag="sync",
     ),
 ]

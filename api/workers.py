@@ -10,8 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from api.errors import ApiError
+from api.errors import ApiError, unavailable
 from api.state import RPC, SETTINGS
+from hub_stream.platform.outages import WORKERS
 from hub_stream.platform.request_reply import Reply, RpcTimeout
 
 
@@ -36,16 +37,19 @@ async def ask(
     command_id: str | None = None,
     partition: int | None = None,
 ) -> Reply:
-    """One request to the workers; a 4xx/5xx reply or no reply becomes an ApiError (503 on timeout)."""
+    """One request to the workers; a 4xx/5xx reply or no reply becomes an ApiError (503 on timeout).
+
+    A broker that does not take the request raises DependencyUnavailable (503
+    by the error middleware), within HUB_REQUEST_TIMEOUT_S as well.
+    """
     settings = app[SETTINGS]
     try:
         reply = await app[RPC].request(
             settings.topic(topic), key, kind, body, command_id=command_id, partition=partition
         )
     except RpcTimeout:
-        raise ApiError(
-            503,
-            "workers_unavailable",
+        raise unavailable(
+            WORKERS,
             f"No worker answered within {settings.request_timeout_s:g} s; try again shortly.",
             {"request": kind},
         ) from None

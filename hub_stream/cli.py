@@ -64,7 +64,10 @@ def cmd_api(settings: HubSettings, args: argparse.Namespace) -> int:
 
     from hub_stream.platform.topics import ensure_topics
 
-    asyncio.run(ensure_topics(settings))
+    try:
+        asyncio.run(asyncio.wait_for(ensure_topics(settings), settings.request_timeout_s))
+    except Exception as exc:  # noqa: BLE001 - the broker is away: serve anyway (503 for calls that need it)
+        logger.warning("could not ensure the topics (%s: %s); the workers create them too", type(exc).__name__, exc)
     api_app = importlib.import_module("api.app").create_app(settings)
     logger.info("API listening on http://%s:%d", settings.api_host, settings.api_port)
     web.run_app(

@@ -6,6 +6,24 @@ from typing import Any
 
 from pydantic import BaseModel
 
+# JSON Schema rules the OpenAPI document states, as strict as the code's own checks
+# (a schema-valid request is accepted; issue 16, schemathesis).
+PROGRAM_ID_SCHEMA: dict[str, Any] = {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,25}$"}
+USER_ID_SCHEMA: dict[str, Any] = {"type": "string", "pattern": r"^u_[0-9a-f]{32}$"}
+EVENT_ID_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"^E:[A-Za-z0-9_.\-]{1,25}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+}
+TIMESTAMP_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "format": "date-time",
+    # In UTC, the first and last days of year 1 and year 9999 with an offset leave the calendar.
+    "pattern": r"^(?!0001-01-01T[^+]*\+(?!00:00))(?!9999-12-31T[^Z]*-(?!00:00))",
+}
+_PY_SPACE = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NAME_PATTERN = rf"^[^\x00]*[^\x00{_PY_SPACE}][^\x00]*$"
+"""Not blank (Python's idea of white space) and no NUL."""
+
 
 class Problem(BaseModel):
     """Every 4xx/5xx answer."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from schemas.common import TIMESTAMP_SCHEMA
 from schemas.timefmt import format_utc, parse_utc
 
 PROGRAM_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,25}$"
@@ -61,8 +62,8 @@ class EventIn(BaseModel):
     PublisherParticipantId: str = Field(min_length=1, max_length=200)
     PublisherEventCategory: EventCategory | None = None
     PublisherEventData: dict[str, Any] = Field(description="any JSON object")
-    EventStartUtc: str = Field(description="ISO 8601; answered as UTC milliseconds Z")
-    EventEndUtc: str | None = Field(None, description="ISO 8601; answered as UTC milliseconds Z")
+    EventStartUtc: str = Field(description="ISO 8601; answered as UTC milliseconds Z", json_schema_extra=TIMESTAMP_SCHEMA)
+    EventEndUtc: str | None = Field(None, description="ISO 8601; answered as UTC milliseconds Z", json_schema_extra=TIMESTAMP_SCHEMA)
 
     @field_validator("EventStartUtc", mode="before")
     @classmethod

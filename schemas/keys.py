@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from schemas.common import PROGRAM_ID_SCHEMA
+
 Access = Literal["read", "write"]
+
+
+def _key_body_schema(schema: dict[str, Any]) -> None:
+    """Exactly one of ``System: true`` or a non-empty ``Programs`` map of program ids (as the validator)."""
+    schema["properties"] = {
+        "System": {"const": True, "description": "a system key (may do everything)"},
+        "Programs": {
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": 1000,
+            "propertyNames": PROGRAM_ID_SCHEMA,
+            "additionalProperties": {"enum": ["read", "write"]},
+            "description": "program id -> read or write",
+        },
+    }
+    schema["minProperties"] = 1
+    schema["maxProperties"] = 1
 
 
 class KeyBody(BaseModel):
@@ -16,7 +35,7 @@ class KeyBody(BaseModel):
     each is registered), so that the answer can name every offending id.
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra=_key_body_schema)
 
     System: StrictBool | None = None
     Programs: dict[str, Access] | None = Field(None, max_length=1000)

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from schemas.common import NAME_PATTERN
+
 PROGRAM_ID_RULE = "1–25 characters of A-Z a-z 0-9 _ - ."
 CREATION_PATH_RULE = "1–15 characters of A-Z 0-9 _"
 DEFAULT_CREATION_PATH = "LH"
@@ -20,6 +22,13 @@ _PROGRAM_ID = re.compile(r"[A-Za-z0-9_.\-]{1,25}")
 _CREATION_PATH = re.compile(r"[A-Z0-9_]{1,15}")
 _HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces: it goes into a header
 _EMAIL = re.compile(r"[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+")
+
+
+# The same rules as JSON Schema patterns for the OpenAPI document (a subset of what the code
+# accepts only where an exact pattern would be unreadable: URL paths are RFC 3986 characters).
+LB_BASE_URL_PATTERN = r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,4})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/\-]*)?$"
+_ADDRESS = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+"
+EMAILS_PATTERN = rf"^ *{_ADDRESS} *([,;] *{_ADDRESS} *)*$"
 
 
 def is_program_id(value: object) -> bool:
@@ -65,12 +74,20 @@ class ProgramBody(BaseModel):
     # hide_input_in_errors: a ValidationError printed or logged must not show the LbApiKey.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, hide_input_in_errors=True)
 
-    Name: str = Field(min_length=1, max_length=200)
-    LbBaseUrl: str | None = Field(None, max_length=2000)
-    LbApiKey: SecretStr | None = Field(None, min_length=1, max_length=4000)
-    CreationPath: str = DEFAULT_CREATION_PATH
-    SendSuccessEmailTo: str | None = Field(None, min_length=1, max_length=1000)
-    SendFailureEmailTo: str | None = Field(None, min_length=1, max_length=1000)
+    Name: str = Field(min_length=1, max_length=200, json_schema_extra={"pattern": NAME_PATTERN})
+    LbBaseUrl: str | None = Field(None, max_length=2000, json_schema_extra={"pattern": LB_BASE_URL_PATTERN})
+    LbApiKey: SecretStr | None = Field(None, min_length=1, max_length=4000, json_schema_extra={"pattern": r"^[\x21-\x7e]+$"})
+    CreationPath: str = Field(DEFAULT_CREATION_PATH, json_schema_extra={"pattern": r"^[A-Z0-9_]{1,15}$"})
+    SendSuccessEmailTo: str | None = Field(None, min_length=1, max_length=1000, json_schema_extra={"pattern": EMAILS_PATTERN})
+    SendFailureEmailTo: str | None = Field(None, min_length=1, max_length=1000, json_schema_extra={"pattern": EMAILS_PATTERN})
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # PostgreSQL text cannot hold NUL: refused here, not failed there (CONTRACT.md "Conventions").
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
 
     @field_validator("Name")
     @classmethod

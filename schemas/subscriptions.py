@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.common import TIMESTAMP_SCHEMA
 from schemas.timefmt import format_utc, parse_utc
 
 READ_ONLY_FIELDS = ("ProgramId", "PublisherProgramId", "CreatedUtc", "UpdatedUtc")
@@ -51,7 +52,9 @@ class _SubscriptionFields(BaseModel):
     LbApiPayloadTemplate: Template = Field(None, description="object, string holding an object, or plain Handlebars string")
     ImportProcessId: int | None = Field(None, gt=0, strict=True, description="only with a plain Handlebars template, and then needed")
     LastSyncUtc: str | None = Field(
-        None, description="deliver events with CreatedUtc >= this; null: from the publisher's first event"
+        None,
+        description="deliver events with CreatedUtc >= this; null: from the publisher's first event",
+        json_schema_extra=TIMESTAMP_SCHEMA,
     )
     OnRenderError: RenderErrorPolicy = Field(
         "stop", description="an event the template cannot render: stop the subscription (default) or park the event"
@@ -67,6 +70,14 @@ class _SubscriptionFields(BaseModel):
     def _last_sync(cls, value: Any) -> str | None:
         return _utc_text(value)
 
+    @field_validator("ImportProcessId", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        # JSON has one number type: 7.0 is the integer 7 (as JSON Schema's "integer" says).
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
 
 class SubscriptionCreate(_SubscriptionFields):
     """``POST /api/programs/{programId}/eventSubs`` (``LastSyncUtc``: optional start point)."""
@@ -80,6 +91,8 @@ class SubscriptionPatch(_SubscriptionFields):
     ``LastSyncUtc`` moves the cursor: the next sync delivers events with
     ``CreatedUtc >= LastSyncUtc``; null: from the publisher's first event.
     """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"minProperties": 1})
 
     def changes(self) -> dict[str, Any]:
         """Only the fields the body named, with their values."""

@@ -28,7 +28,10 @@ def parse_utc(text: str) -> datetime:
         raise ValueError(f"not an ISO 8601 timestamp: {text!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # such as 0001-01-01T00:00:00+01:00: before year 1 in UTC
+        raise ValueError(f"not a timestamp the hub can hold in UTC: {text!r}") from None
 
 
 def utc_now() -> datetime:

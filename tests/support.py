@@ -64,6 +64,20 @@ def basic(user_id: str, secret: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user_id}:{secret}".encode()).decode()}
 
 
+async def new_system_key(dsn: str) -> dict[str, str]:
+    """The Authorization header of a new system key, made straight in the database."""
+    import asyncpg
+
+    from hub_stream.access.keys import create_key
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        new = await create_key(conn, system=True)
+    finally:
+        await conn.close()
+    return basic(new.user_id, new.api_key)
+
+
 def settings_env(settings: HubSettings) -> dict[str, str]:
     """The environment that makes a child `hub` process see ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}

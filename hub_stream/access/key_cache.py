@@ -10,9 +10,14 @@ the time PostgreSQL takes to deliver a notification (milliseconds).
 
 What keeps it honest:
 
-- Only while the listening connection is up. When it drops, the cache is
-  emptied and every lookup reads the row again until a new connection
-  listens; the notifications missed in between cannot matter then.
+- Only while the listening connection is up. When it drops, every lookup
+  reads the row again until a new connection listens (which empties the
+  cache: the notifications missed in between cannot matter then).
+- While PostgreSQL does not answer at all, a key read from its row in the
+  last ``outage_grace_s`` keeps working from the cache (CONTRACT.md: calls
+  that need no database beyond the key go on). Nobody can revoke a key
+  while the database is down; the one exception, a revocation made while
+  only this process cannot reach the database, lasts until it can again.
 - A lookup that read the row before a notification arrived does not store
   what it read (a generation count), so a revocation racing a lookup wins.
 - Entries also expire after ``ttl_s`` (a bound on the damage of a
@@ -36,6 +41,7 @@ from typing import Any
 import asyncpg
 
 from hub_stream.access.keys import Grants, lookup_key_row, secrets_match
+from hub_stream.platform.outages import DATABASE, OUTAGES, unavailable_dependency
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +54,23 @@ class _Entry:
     secret_hash: bytes
     grants: Grants
     expires: float
+    outage_until: float  # served while the database does not answer, until then
+
+
+DB_RETRY_S = 1.0
+"""After a failed read, lookups of cached keys wait this long before trying the database again."""
 
 
 class KeyCache:
     """Key lookups for one API process: ``lookup`` answers from memory while the listener is up."""
 
-    def __init__(self, dsn: str | None, *, ttl_s: float = 60.0, max_entries: int = 10_000) -> None:
+    def __init__(
+        self, dsn: str | None, *, ttl_s: float = 60.0, max_entries: int = 10_000, outage_grace_s: float = 600.0
+    ) -> None:
         self._dsn = dsn
         self.ttl_s = ttl_s
+        self.outage_grace_s = outage_grace_s
+        self._db_failed_at: float | None = None
         self.max_entries = max_entries
         self._entries: dict[str, _Entry] = {}
         self._generation = 0
@@ -87,25 +102,46 @@ class KeyCache:
     async def lookup(self, db: asyncpg.Pool | asyncpg.Connection, user_id: str, secret: str) -> Grants | None:
         """The grants of an active key whose secret matches, else None (as ``keys.lookup_grants``)."""
         entry = self._entries.get(user_id)
+        now = time.monotonic()
         if entry is not None:
-            if entry.expires > time.monotonic() and self.listening:
+            if entry.expires > now and self.listening:
                 if secrets_match(secret, entry.secret_hash):
                     self.hits += 1
                     return entry.grants
                 # A wrong secret: answer from the row, as without the cache.
-            else:
-                self._entries.pop(user_id, None)
+            elif self._db_failed_at is not None and now - self._db_failed_at < DB_RETRY_S:
+                stale = self._outage_grants(entry, secret, now)
+                if stale is not None:
+                    return stale
         self.misses += 1
         generation = self._generation
-        found = await lookup_key_row(db, user_id, secret)
+        try:
+            found = await lookup_key_row(db, user_id, secret)
+        except Exception as exc:
+            if unavailable_dependency(exc) is None:
+                raise
+            self._db_failed_at = time.monotonic()
+            stale = self._outage_grants(entry, secret, now)
+            if stale is None:
+                raise
+            OUTAGES.failed(DATABASE, f"key lookup served from the cache: {type(exc).__name__}: {exc}"[:300])
+            return stale
+        self._db_failed_at = None
         if found is None:
             return None
         secret_hash, grants = found
         if generation == self._generation and self.listening:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()  # rare: as many active keys in use as that
-            self._entries[user_id] = _Entry(secret_hash, grants, time.monotonic() + self.ttl_s)
+            now = time.monotonic()
+            self._entries[user_id] = _Entry(secret_hash, grants, now + self.ttl_s, now + self.outage_grace_s)
         return grants
+
+    def _outage_grants(self, entry: _Entry | None, secret: str, now: float) -> Grants | None:
+        if entry is None or entry.outage_until <= now or not secrets_match(secret, entry.secret_hash):
+            return None
+        self.hits += 1
+        return entry.grants
 
     def forget(self, user_id: str) -> None:
         """Drop one key at once (this process changed it), before the notification comes back."""
@@ -125,7 +161,7 @@ class KeyCache:
             self.forget(payload)
 
     def _terminated(self, _conn: Any) -> None:
-        self._drop_all()
+        self._generation += 1  # entries stay, for an outage; a new listener empties the cache
         self._lost.set()
 
     async def _listen(self) -> bool:
@@ -134,7 +170,7 @@ class KeyCache:
         try:
             conn = await asyncpg.connect(self._dsn, timeout=10)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            logger.warning("key cache off: cannot listen for key changes (%s); every request reads its key's row", type(exc).__name__)
+            OUTAGES.failed(DATABASE, f"key cache cannot listen for key changes: {type(exc).__name__}: {exc}"[:300])
             return False
         try:
             conn.add_termination_listener(self._terminated)
@@ -146,6 +182,8 @@ class KeyCache:
         self._drop_all()  # anything read before this connection listened may have missed a change
         self._listener = conn
         self._lost.clear()
+        self._db_failed_at = None
+        OUTAGES.recovered(DATABASE)
         return True
 
     async def _close_listener(self) -> None:
@@ -161,6 +199,6 @@ class KeyCache:
                 await self._lost.wait()
                 logger.warning("key cache off: the listening connection was lost; reconnecting")
             await self._close_listener()
-            self._drop_all()
+            self._generation += 1
             if not await self._listen():
                 await asyncio.sleep(RECONNECT_S)

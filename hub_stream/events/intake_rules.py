@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from hub_stream.platform import safe_json
 from schemas.events import EventIn
 from schemas.programs import PROGRAM_ID_RULE, is_program_id
 from schemas.timefmt import format_utc, from_millis
@@ -179,13 +180,30 @@ class Rejection(Exception):
 def decode_event_record(value: bytes | None) -> ValidEvent:
     """A record of a stream publisher (the event JSON) validated; raises Rejection.
 
-    The same model and normalisation as ``validate_event``, parsed straight
-    from bytes (pydantic's JSON parser: one pass instead of two).
+    The rules of HTTP bodies (hub_stream.platform.safe_json: depth, numbers,
+    real Unicode) and the same model as ``validate_event``. Text that is
+    plainly safe is parsed straight from bytes by pydantic (one pass instead
+    of two); any other goes through ``safe_json.loads``, which decides.
     """
     if value is None:
         raise Rejection("not_json", "The record has no value (a tombstone); produce the event as JSON.", {})
+    if safe_json.plainly_safe(value):
+        model = _parsed_event(value)
+        if safe_json.numbers_fit(model.PublisherEventData):
+            return ensure_fits(_valid(model.model_dump()))
     try:
-        model = EventIn.model_validate_json(value)
+        doc = safe_json.loads(value)
+    except safe_json.JsonRefused as exc:
+        code = "not_json" if exc.code == "invalid_json" else exc.code
+        raise Rejection(code, f"The record value is refused: {exc.message}", {}) from None
+    if not isinstance(doc, dict):
+        raise Rejection("not_an_object", "The record value is JSON but not an object.", {})
+    return validate_or_reject(doc)
+
+
+def _parsed_event(value: bytes) -> EventIn:
+    try:
+        return EventIn.model_validate_json(value)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
         if first["type"] == "json_invalid":
@@ -194,7 +212,6 @@ def decode_event_record(value: bytes | None) -> ValidEvent:
             raise Rejection("not_an_object", "The record value is JSON but not an object.", {}) from None
         invalid = InvalidEvent(field_errors(exc))
         raise Rejection(invalid.code, f"The event is invalid: {invalid}.", invalid.details()) from None
-    return ensure_fits(_valid(model.model_dump()))
 
 
 def validate_or_reject(doc: Any) -> ValidEvent:

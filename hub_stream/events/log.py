@@ -73,6 +73,15 @@ def _consumer(bootstrap: str, *, fetch_bytes: int, fetch_max_wait_ms: int = 10) 
     )
 
 
+async def _start(consumer: AIOKafkaConsumer) -> None:
+    """Start a consumer; one that fails to (no broker) is closed, not left for the garbage collector to report."""
+    try:
+        await consumer.start()
+    except BaseException:
+        await _stop(consumer)
+        raise
+
+
 async def _stop(consumer: AIOKafkaConsumer) -> None:
     """Stop a consumer; aiokafka's close of an unused consumer can leak a CancelledError of its own."""
     try:
@@ -114,7 +123,7 @@ async def offset_at_time(bootstrap: str, tp: TopicPartition, ms: int, *, end: in
     ``end``: the log end if the caller has just read it (saves reading it again).
     """
     consumer = _consumer(bootstrap, fetch_bytes=PROBE_FETCH_BYTES)
-    await consumer.start()
+    await _start(consumer)
     try:
         consumer.assign([tp])
         start = (await consumer.beginning_offsets([tp]))[tp]
@@ -250,7 +259,7 @@ class Window:
         if self._end is not None and self._end <= self.start:
             self._started = False  # an empty window: no consumer at all
             return self
-        await self._consumer.start()
+        await _start(self._consumer)
         self._started = True
         try:
             self._consumer.assign([self._tp])
@@ -345,7 +354,7 @@ class EventLogReader:
         self._assigned: set[TopicPartition] = set()
 
     async def __aenter__(self) -> Self:
-        await self._consumer.start()
+        await _start(self._consumer)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -10,6 +10,8 @@ import warnings
 from datetime import UTC, datetime
 from typing import Any
 
+from hub_stream.platform.outages import RepeatFilter
+
 # Attributes a log call may add with ``extra=`` that are copied into the line.
 CONTEXT_FIELDS = (
     "request_id",
@@ -66,6 +68,9 @@ def setup_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(_not_service_lifecycle)
+    # A dependency that is down makes clients log every reconnect attempt
+    # (aiokafka: thousands of lines a second); a few lines and a count say as much.
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

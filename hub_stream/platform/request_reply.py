@@ -31,8 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from hub_stream.platform.logs import request_id_var
+from hub_stream.platform import safe_json
+from hub_stream.platform.outages import BROKER, OUTAGES, DependencyUnavailable, time_left
 from hub_stream.platform.settings import HubSettings
 
 logger = logging.getLogger(__name__)
@@ -101,9 +104,9 @@ def decode_request(
     """Parse a request record; raises ValueError on a malformed one."""
     h = _headers_dict(headers)
     try:
-        doc = json.loads(value or b"")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"request is not JSON: {exc}") from None
+        doc = safe_json.loads(value or b"")
+    except safe_json.JsonRefused as exc:
+        raise ValueError(f"request is not JSON the hub accepts: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str):
         raise ValueError("request has no 'kind'")
     body = doc.get("body") or {}
@@ -172,6 +175,7 @@ class RpcClient:
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._connector: asyncio.Task[None] | None = None
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -179,30 +183,66 @@ class RpcClient:
         assert self._producer is not None, "RpcClient is not started"
         return self._producer
 
-    async def start(self) -> None:
+    async def start(self, *, background: bool = False) -> None:
+        """Connect to the broker; raises when it does not answer.
+
+        ``background``: when the broker does not answer, return anyway and keep
+        connecting in the background; until then ``request`` raises
+        DependencyUnavailable (the API then answers 503 instead of not starting).
+        """
+        try:
+            await self._connect()
+        except (KafkaError, OSError) as exc:
+            if not background:
+                raise
+            OUTAGES.failed(BROKER, f"{type(exc).__name__}: {exc}"[:300])
+            self._connector = asyncio.create_task(self._keep_connecting(), name="rpc-connect")
+
+    async def _connect(self) -> None:
         s = self._settings
-        self._producer = AIOKafkaProducer(
+        producer = AIOKafkaProducer(
             bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=0, client_id=f"hub-api-{self.client_id[:8]}"
         )
-        self._consumer = AIOKafkaConsumer(
+        consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap,
             enable_auto_commit=False,
             fetch_max_wait_ms=s.fetch_max_wait_ms,
             client_id=f"hub-api-{self.client_id[:8]}",
         )
-        await self._producer.start()
-        await self._consumer.start()
-        tp = TopicPartition(self._replies, self._partition)
-        self._consumer.assign([tp])
-        await self._consumer.seek_to_end(tp)
-        # Resolve the position now, before any request goes out: a lazily
-        # resolved "end" could land after a reply already written. On Tansu
-        # the end answered may be short of the real end; older replies read
-        # then carry unknown correlation ids and are ignored.
-        await self._consumer.position(tp)
+        try:
+            await producer.start()
+            await consumer.start()
+            tp = TopicPartition(self._replies, self._partition)
+            consumer.assign([tp])
+            await consumer.seek_to_end(tp)
+            # Resolve the position now, before any request goes out: a lazily
+            # resolved "end" could land after a reply already written. On Tansu
+            # the end answered may be short of the real end; older replies read
+            # then carry unknown correlation ids and are ignored.
+            await consumer.position(tp)
+        except BaseException:
+            await asyncio.gather(consumer.stop(), producer.stop(), return_exceptions=True)
+            raise
+        self._producer, self._consumer = producer, consumer
         self._reader = asyncio.create_task(self._read_replies(), name="rpc-replies")
 
+    async def _keep_connecting(self) -> None:
+        delay = 0.5
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._connect()
+            except (KafkaError, OSError) as exc:
+                OUTAGES.failed(BROKER, f"{type(exc).__name__}: {exc}"[:300])
+                delay = min(delay * 2, 5.0)
+                continue
+            OUTAGES.recovered(BROKER)
+            return
+
     async def stop(self) -> None:
+        if self._connector:
+            self._connector.cancel()
+            await asyncio.gather(self._connector, return_exceptions=True)
         if self._reader:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
@@ -225,13 +265,21 @@ class RpcClient:
         command_id: str | None = None,
         partition: int | None = None,
     ) -> Reply:
-        """Send one request and wait for its reply; raises RpcTimeout.
+        """Send one request and wait for its reply, all within ``timeout``.
 
+        Raises DependencyUnavailable when the broker does not take the request
+        within the request timeout (it may still be delivered later), RpcTimeout
+        when no reply comes in the rest of ``timeout``.
         ``partition`` overrides the key's partition: for requests every
         partition must answer (one per partition), not one subscriber.
         """
+        if self._producer is None:
+            raise DependencyUnavailable(BROKER, "not connected yet")
+        loop = asyncio.get_running_loop()
+        total = time_left(timeout or self._settings.request_timeout_s)
+        give_up = loop.time() + total
         correlation = uuid.uuid4().hex
-        fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Reply] = loop.create_future()
         self._pending[correlation] = fut
         headers = [
             (H_REPLY_TO, self.client_id.encode()),
@@ -241,17 +289,26 @@ class RpcClient:
         request_id = request_id_var.get()
         if request_id is not None:
             headers.append((H_REQUEST_ID, request_id.encode()))
+        send_s = min(total, self._settings.request_timeout_s)
         try:
-            await self.producer.send_and_wait(
-                topic,
-                encode_request(kind, body or {}, command_id or correlation),
-                key=key.encode(),
-                headers=headers,
-                partition=partition,
-            )
             try:
-                return await asyncio.wait_for(fut, timeout or self._settings.request_timeout_s)
-            except asyncio.TimeoutError:
+                await asyncio.wait_for(
+                    self._producer.send_and_wait(
+                        topic,
+                        encode_request(kind, body or {}, command_id or correlation),
+                        key=key.encode(),
+                        headers=headers,
+                        partition=partition,
+                    ),
+                    send_s,
+                )
+            except (TimeoutError, KafkaError) as exc:
+                reason = f"the request was not acknowledged within {send_s:g} s" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+                raise DependencyUnavailable(BROKER, reason) from None
+            OUTAGES.recovered(BROKER)
+            try:
+                return await asyncio.wait_for(fut, max(give_up - loop.time(), 0.001))
+            except TimeoutError:
                 raise RpcTimeout(f"no reply to {kind!r} on {topic} within the timeout") from None
         finally:
             self._pending.pop(correlation, None)
@@ -263,8 +320,8 @@ class RpcClient:
                 batches = await self._consumer.getmany(timeout_ms=1000)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("reading replies failed; retrying")
+            except Exception as exc:  # noqa: BLE001 - keep reading; the outage log says why
+                OUTAGES.failed(BROKER, f"reading replies failed: {type(exc).__name__}: {exc}"[:300])
                 await asyncio.sleep(0.5)
                 continue
             for records in batches.values():

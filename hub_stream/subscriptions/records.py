@@ -205,6 +205,10 @@ def template_problem(template: Any, import_process_id: int | None) -> Problem | 
         parse_payload_template(template, import_process_id=import_process_id)
     except PayloadTemplateError as exc:
         return _invalid_template(exc)
+    except RecursionError:
+        return _invalid_template(ValueError("the template nests too deeply to compile"))
+    except Exception as exc:  # noqa: BLE001 - a template is untrusted data: any failure to compile it is the template's (422)
+        return _invalid_template(ValueError(f"the template cannot be compiled ({type(exc).__name__})"))
     return None
 
 

@@ -138,6 +138,11 @@ async def test_valid_invalid_and_non_json_records(stack: HubSettings, producer: 
         (pub.encode(), as_bytes(event_doc(pub, 4, Extra=True)), "unknown_fields"),
         (pub.encode(), as_bytes(event_doc(pub, 1, EventType="CHANGED")), "duplicate_publisher_event_id"),
         (pub.encode(), as_bytes(event_doc(pub, 6, PublisherEventData={"x": "y" * 1_000_000})), "event_too_large"),
+        # The rules of HTTP bodies (CONTRACT.md "Conventions") hold on the stream too.
+        (pub.encode(), as_bytes(event_doc(pub, 7, PublisherEventData={"a": "DEEP"})).replace(b'"DEEP"', b"[" * 10_000 + b"]" * 10_000), "too_deep"),
+        (pub.encode(), as_bytes(event_doc(pub, 8, PublisherEventData={"a": "X"})).replace(b'"X"', b'"\\ud800"'), "invalid_text"),
+        (pub.encode(), as_bytes(event_doc(pub, 9, PublisherEventData={"a": "X"})).replace(b'"X"', b"NaN"), "not_json"),
+        (pub.encode(), as_bytes(event_doc(pub, 10, PublisherEventData={"a": "X"})).replace(b'"X"', b"1e400"), "not_json"),
     ]
     for doc in good:
         await producer.send_and_wait(topic, as_bytes(doc), key=doc["PublisherProgramId"].encode())

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from hub_stream.access.key_cache import KeyCache
 from hub_stream.access.keys import hash_secret
 
@@ -97,9 +99,46 @@ async def test_nothing_is_cached_while_not_listening_or_after_the_ttl() -> None:
     assert rows.reads == 4
 
 
-async def test_a_lost_listening_connection_empties_the_cache() -> None:
-    rows, cache = Rows(), Listening(None)
+class Switchable(KeyCache):
+    listening = True  # the test says when the notification connection is lost
+
+
+async def test_after_a_lost_listening_connection_lookups_read_the_row() -> None:
+    rows, cache = Rows(), Switchable(None)
     await cache.lookup(rows, "u_1", SECRET)  # type: ignore[arg-type]
+    cache.listening = False
     cache._terminated(None)
     await cache.lookup(rows, "u_1", SECRET)  # type: ignore[arg-type]
     assert rows.reads == 2
+
+
+class DownRows(Rows):
+    """PostgreSQL does not answer: every read fails as a refused connection does."""
+
+    async def fetchrow(self, _query: str, user_id: str) -> dict[str, Any] | None:
+        self.reads += 1
+        raise ConnectionRefusedError(111, "Connect call failed")
+
+
+async def test_while_the_database_is_down_a_cached_key_keeps_working_and_others_fail() -> None:
+    cache = Switchable(None)
+    assert await cache.lookup(Rows(), "u_1", SECRET) is not None  # type: ignore[arg-type]
+    cache.listening = False  # the database went away: the listener is lost with it
+    cache._terminated(None)
+    down = DownRows()
+    for _ in range(3):
+        grants = await cache.lookup(down, "u_1", SECRET)  # type: ignore[arg-type]
+        assert grants is not None and grants.can_write("ACME")
+    assert down.reads == 1, "after one failed read, cached keys are answered without trying again at once"
+    with pytest.raises(ConnectionRefusedError):
+        await cache.lookup(down, "u_1", SECRET + "x")  # type: ignore[arg-type]
+    with pytest.raises(ConnectionRefusedError):
+        await cache.lookup(down, "u_2", SECRET)  # type: ignore[arg-type]
+
+
+async def test_a_key_cached_longer_ago_than_the_grace_fails_in_an_outage() -> None:
+    cache = Switchable(None, outage_grace_s=0.0)
+    await cache.lookup(Rows(), "u_1", SECRET)  # type: ignore[arg-type]
+    cache.listening = False
+    with pytest.raises(ConnectionRefusedError):
+        await cache.lookup(DownRows(), "u_1", SECRET)  # type: ignore[arg-type]

@@ -51,3 +51,29 @@ def test_spec_shape() -> None:
     # The LB API key is a request field only: no answer schema names it.
     assert "LbApiKey" in schemas["ProgramBody"]["properties"]
     assert "LbApiKey" not in schemas["ProgramOut"]["properties"]
+
+
+def test_the_document_states_the_rules_the_code_checks() -> None:
+    """What the spec calls valid the hub accepts (schemathesis checks it live; these are the anchors)."""
+    import re
+
+    from schemas.common import NAME_PATTERN, TIMESTAMP_SCHEMA
+    from schemas.programs import EMAILS_PATTERN, LB_BASE_URL_PATTERN, ProgramBody
+
+    spec = build_spec(all_operations())
+    for path, item in spec["paths"].items():
+        for op in item.values():
+            for param in op.get("parameters", []):
+                if param["in"] == "path":
+                    assert "pattern" in param["schema"], (path, param["name"])
+    key_body = spec["components"]["schemas"]["KeyBody"]
+    assert key_body["properties"]["System"] == {"const": True, "description": "a system key (may do everything)"}
+    assert (key_body["minProperties"], key_body["maxProperties"]) == (1, 1)
+    # Patterns of the document against the model's own validation.
+    assert re.search(NAME_PATTERN, "Acme") and not re.search(NAME_PATTERN, " \x1c\u3000")
+    assert not re.search(NAME_PATTERN, "Ac\x00me")
+    assert re.search(EMAILS_PATTERN, "a@b.org; c.d@e.example.com")
+    ProgramBody.model_validate({"Name": "x", "SendSuccessEmailTo": "a@b.org; c.d@e.example.com"})
+    assert re.search(LB_BASE_URL_PATTERN, "https://lb.example.com:8443/x/y")
+    ProgramBody.model_validate({"Name": "x", "LbBaseUrl": "https://lb.example.com:8443/x/y"})
+    assert not re.search(TIMESTAMP_SCHEMA["pattern"], "0001-01-01T00:00:00+01:00")
