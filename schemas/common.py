@@ -25,6 +25,13 @@ NAME_PATTERN = rf"^[^\x00]*[^\x00{_PY_SPACE}][^\x00]*$"
 """Not blank (Python's idea of white space) and no NUL."""
 
 
+def json_whole_number(value: Any) -> Any:
+    """JSON has one number type: 7.0 is the integer 7 (as JSON Schema's "integer" says); for ``mode="before"``."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 class Problem(BaseModel):
     """Every 4xx/5xx answer."""
 

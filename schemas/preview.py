@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
+from schemas.common import json_whole_number
 from schemas.subscriptions import Template
 from schemas.sync import SubscriptionSyncOut, SyncOut
 
@@ -27,6 +28,11 @@ class PreviewIn(BaseModel):
     Latest: int | None = Field(
         None, ge=1, le=MAX_PREVIEW_EVENTS, strict=True, description="without Events: the publisher's latest n live events (default 10)"
     )
+
+    @field_validator("ImportProcessId", "Latest", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        return json_whole_number(value)
 
 
 class RowError(BaseModel):

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.common import TIMESTAMP_SCHEMA
+from schemas.common import TIMESTAMP_SCHEMA, json_whole_number
 from schemas.timefmt import format_utc, parse_utc
 
 READ_ONLY_FIELDS = ("ProgramId", "PublisherProgramId", "CreatedUtc", "UpdatedUtc")
@@ -73,10 +73,7 @@ class _SubscriptionFields(BaseModel):
     @field_validator("ImportProcessId", mode="before")
     @classmethod
     def _whole_number(cls, value: Any) -> Any:
-        # JSON has one number type: 7.0 is the integer 7 (as JSON Schema's "integer" says).
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        return value
+        return json_whole_number(value)
 
 
 class SubscriptionCreate(_SubscriptionFields):
