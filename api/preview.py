@@ -92,8 +92,13 @@ async def latest_events(app: web.Application, publisher: Program, count: int) ->
 
 
 def _given_events(publisher: str, docs: list[dict[str, Any]], now: str) -> list[dict[str, Any]]:
-    """Body events validated as POST /api/events validates them, as envelopes without an EventId."""
+    """Body events checked as POST /api/events checks them, as envelopes without an EventId.
+
+    A well-formed event of another publisher is 422: the body is valid, but
+    not for the subscription in the path.
+    """
     errors: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
     events = []
     for i, doc in enumerate(docs):
         try:
@@ -102,12 +107,15 @@ def _given_events(publisher: str, docs: list[dict[str, Any]], now: str) -> list[
             errors.extend({"field": f"Events.{i}.{e.field}", "problem": e.problem} for e in exc.errors)
             continue
         if body["PublisherProgramId"] != publisher:
-            errors.append({"field": f"Events.{i}.PublisherProgramId", "problem": f"must be {publisher!r}, the publisher in the path"})
+            others.append({"field": f"Events.{i}.PublisherProgramId", "problem": f"must be {publisher!r}, the publisher in the path"})
             continue
         events.append({"EventId": None, **body, "CreatedUtc": now})
     if errors:
         first = errors[0]
         raise ApiError(400, "invalid_event", f"Events are invalid: {first['field']}: {first['problem']}.", {"errors": errors})
+    if others:
+        first = others[0]
+        raise ApiError(422, "wrong_publisher", f"Events are of another publisher: {first['field']}: {first['problem']}.", {"errors": others})
     return events
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema, field_validator
 
 from schemas.common import json_whole_number
 from schemas.subscriptions import Template
@@ -13,6 +13,8 @@ from schemas.sync import SubscriptionSyncOut, SyncOut
 MAX_PREVIEW_EVENTS = 100
 
 
+# Checked by the intake's own rules (every error listed, 400 invalid_event), and
+# documented as what they are: event bodies (POST /api/events is in the same document).
 class PreviewIn(BaseModel):
     """``POST .../eventSubs/{pub}/preview``; every field optional (an empty body is fine)."""
 
@@ -22,8 +24,10 @@ class PreviewIn(BaseModel):
         None, description="the template to try; default: the stored one (needed when there is no subscription yet)"
     )
     ImportProcessId: int | None = Field(None, gt=0, strict=True, description="with a plain Handlebars template")
-    Events: list[dict[str, Any]] | None = Field(
-        None, max_length=MAX_PREVIEW_EVENTS, description="event bodies as published (validated the same way); not stored"
+    Events: list[Annotated[dict[str, Any], WithJsonSchema({"$ref": "#/components/schemas/EventIn"})]] | None = Field(
+        None,
+        max_length=MAX_PREVIEW_EVENTS,
+        description="event bodies as published (validated the same way, of the publisher in the path); not stored",
     )
     Latest: int | None = Field(
         None, ge=1, le=MAX_PREVIEW_EVENTS, strict=True, description="without Events: the publisher's latest n live events (default 10)"

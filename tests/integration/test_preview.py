@@ -88,7 +88,10 @@ async def test_preview_of_latest_live_events_and_of_given_ones_sends_and_stores_
     ]
     status, body = await preview(http, system, newcomer, pub, {**plain, "Events": [published(pub, 8), {**published(pub, 9), "EventType": 5}, published(other, 1)]})
     assert status == 400 and body["error"] == "invalid_event", body
-    assert [e["field"] for e in body["details"]["errors"]] == ["Events.1.EventType", "Events.2.PublisherProgramId"]
+    assert [e["field"] for e in body["details"]["errors"]] == ["Events.1.EventType"]
+    status, body = await preview(http, system, newcomer, pub, {**plain, "Events": [published(pub, 8), published(other, 1)]})
+    assert status == 422 and body["error"] == "wrong_publisher", body
+    assert [e["field"] for e in body["details"]["errors"]] == ["Events.1.PublisherProgramId"]
 
     status, body = await preview(http, system, newcomer, pub, {"LbApiPayloadTemplate": {"X": {"importProcessId": 1, "batchRowTemplate": "{{#each}}"}}})
     assert status == 422 and body["error"] == "invalid_template" and body["details"]["entry"] == "X", body
