@@ -277,8 +277,24 @@ async def test_a_database_that_does_not_answer_rejects_nothing(kafka_bootstrap: 
             second.stop()
 
 
-async def produce_stream(settings: HubSettings, publishers: list[str], numbers: range, *, chunk: int = 100, pause_s: float = 0.05) -> None:
-    """Events interleaved across publishers, every 7th sent twice (a publisher's own retry)."""
+SLOW_PAUSE_S = 0.5
+
+
+async def produce_stream(
+    settings: HubSettings,
+    publishers: list[str],
+    numbers: range,
+    *,
+    chunk: int = 100,
+    pause_s: float = 0.05,
+    slow_until: asyncio.Event | None = None,
+) -> None:
+    """Events interleaved across publishers, every 7th sent twice (a publisher's own retry).
+
+    ``slow_until``: until it is set, pause ``SLOW_PAUSE_S`` between chunks, so
+    the stream is still flowing when a change of workers that takes long on
+    a busy machine happens; then ``pause_s``.
+    """
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
@@ -292,7 +308,8 @@ async def produce_stream(settings: HubSettings, publishers: list[str], numbers: 
                     sent += 1
                     if sent % chunk == 0:
                         await producer.flush()
-                        await asyncio.sleep(pause_s)
+                        slow = slow_until is not None and not slow_until.is_set()
+                        await asyncio.sleep(SLOW_PAUSE_S if slow else pause_s)
         await producer.flush()
     finally:
         await producer.stop()
@@ -349,7 +366,14 @@ ChangeOfWorkers = Callable[[HubProcess, "asyncio.Task[None]"], Awaitable[HubProc
 
 
 async def stream_through_a_change_of_workers(
-    settings: HubSettings, tmp_path: Path, change: ChangeOfWorkers, *, per_publisher: int, then_at: float, pause_s: float = 0.05
+    settings: HubSettings,
+    tmp_path: Path,
+    change: ChangeOfWorkers,
+    *,
+    per_publisher: int,
+    then_at: float,
+    pause_s: float = 0.05,
+    slow_until: asyncio.Event | None = None,
 ) -> None:
     """8 publishers stream into one worker; once ``then_at`` of the stream is on hub.events, ``change``
     (given the first worker and the producing task) returns the worker that finishes; every event lands once."""
@@ -360,7 +384,9 @@ async def stream_through_a_change_of_workers(
     second: HubProcess | None = None
     try:
         await wait_for_intake(settings, first)
-        producing = asyncio.create_task(produce_stream(settings, publishers, range(per_publisher), pause_s=pause_s))
+        producing = asyncio.create_task(
+            produce_stream(settings, publishers, range(per_publisher), pause_s=pause_s, slow_until=slow_until)
+        )
 
         async def under_way() -> bool:
             return await appended_so_far(settings) >= int(len(publishers) * per_publisher * then_at)
@@ -388,8 +414,11 @@ async def test_partitions_handed_over_mid_stream_lose_and_duplicate_nothing(kafk
     """A second worker joins while events stream in, then the first stops (SIGTERM): two rebalances mid-batch.
 
     Each rebalance must wait for the batches in flight before a partition
-    changes hands, and the new owner must start from the durable mark.
+    changes hands, and the new owner must start from the durable mark. The
+    stream goes slowly until both changes are made (a worker's start takes
+    from 3 s on a quiet machine to 30 s on a busy one), then at full pace.
     """
+    both_changes_made = asyncio.Event()
 
     async def join_then_leave(first: HubProcess, producing: asyncio.Task[None]) -> HubProcess:
         second = HubProcess("worker", settings, tmp_path / "worker2.log")
@@ -404,11 +433,12 @@ async def test_partitions_handed_over_mid_stream_lose_and_duplicate_nothing(kafk
             second.stop()
             raise
         first.stop()  # SIGTERM: leaves the group cleanly, after its batches in flight
+        both_changes_made.set()
         return second
 
     settings = make_settings(kafka_bootstrap, database_dsn, tmp_path)
     await stream_through_a_change_of_workers(
-        settings, tmp_path, join_then_leave, per_publisher=1000, then_at=0.2, pause_s=0.1
+        settings, tmp_path, join_then_leave, per_publisher=1000, then_at=0.2, pause_s=0.1, slow_until=both_changes_made
     )
 
 
