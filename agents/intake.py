@@ -56,6 +56,7 @@ from hub_stream import db, metrics
 from hub_stream.event_reads import EventLogReader
 from hub_stream.event_records import decode_record, encode_deletion, encode_event, partition_for
 from hub_stream.faust_app import HubApp, HubTopics
+from hub_stream.idempotence import supports_idempotence
 from hub_stream.intake import (
     PartitionMark,
     PublishedEntry,
@@ -808,7 +809,8 @@ class IntakeService(mode.Service):
     async def on_start(self) -> None:
         s = self.intake.settings
         self.intake.producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=0, max_batch_size=PRODUCE_BATCH_BYTES
+            bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=0, max_batch_size=PRODUCE_BATCH_BYTES,
+            enable_idempotence=await supports_idempotence(s.kafka_bootstrap or ""),
         )
         await self.intake.producer.start()
         self.consumer = AIOKafkaConsumer(

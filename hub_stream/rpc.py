@@ -30,6 +30,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from hub_stream.idempotence import supports_idempotence
 from hub_stream.settings import HubSettings
 
 logger = logging.getLogger(__name__)
@@ -176,7 +177,8 @@ class RpcClient:
     async def start(self) -> None:
         s = self._settings
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=0, client_id=f"hub-api-{self.client_id[:8]}"
+            bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=0, client_id=f"hub-api-{self.client_id[:8]}",
+            enable_idempotence=await supports_idempotence(s.kafka_bootstrap or ""),
         )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap,
