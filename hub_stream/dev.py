@@ -150,7 +150,7 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
             broker = start_tansu(log_path=data_dir / "tansu.log")
             bootstrap = broker.bootstrap
         else:
-            broker = _start_kafka(data_dir, stop)
+            broker = _start_kafka(data_dir, stop)  # launched; PostgreSQL starts while it boots
             bootstrap = broker.bootstrap
         if settings.database_url is not None:
             dsn = settings.database_url.get_secret_value()
@@ -161,6 +161,8 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
         env["HUB_DATABASE_URL"] = dsn
         effective = settings.model_copy(update={"kafka_bootstrap": bootstrap})
         bootstrap_key = asyncio.run(_prepare_database(dsn))
+        if isinstance(broker, KafkaNode):
+            broker.wait_ready(lambda line: print(line, flush=True))
         asyncio.run(ensure_topics(effective))
         if stop.is_set():
             return 130
@@ -217,7 +219,9 @@ def _start_kafka(data_dir: Path, stop: StopFlag) -> KafkaNode:
         print(line, flush=True)
 
     # lock_wait_s: a Kafka orphaned by a killed `hub dev` may still be shutting down.
-    return start_kafka(data_dir / "kafka", progress=progress, preexec_fn=_die_with_parent, lock_wait_s=15.0)
+    return start_kafka(
+        data_dir / "kafka", progress=progress, preexec_fn=_die_with_parent, lock_wait_s=15.0, wait=False
+    )
 
 
 def _broker_note(broker: EmbeddedBroker | KafkaNode | None) -> str:

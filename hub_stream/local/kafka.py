@@ -266,6 +266,18 @@ class KafkaNode:
     bootstrap: str
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0  # time.monotonic() when start_kafka was called
+
+    def wait_ready(self, progress: Progress = print) -> None:
+        """Return when the node serves clients; stop it and raise KafkaError if it cannot."""
+        assert self.process is not None, "only a node this process started"
+        try:
+            _wait_ready(self, self.process)
+        except BaseException:
+            self.stop(timeout_s=3)
+            raise
+        progress(f"hub: Apache Kafka {kafka_version(read_lock())} ready on {self.bootstrap} in"
+                 f" {time.monotonic() - self.started:.1f} s (data in {self.workdir}, log {self.workdir / 'server.log'})")
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         _stop_pid(self.pid, self.workdir, timeout_s, self.process)
@@ -318,13 +330,15 @@ def start_kafka(
     progress: Progress = print,
     preexec_fn: Callable[[], None] | None = None,
     lock_wait_s: float = 0.0,
+    wait: bool = True,
 ) -> KafkaNode:
     """Start Kafka with its data under ``workdir`` (formatted on first use); return when it answers.
 
     Refuses (KafkaError) when another process runs Kafka on this directory;
     waits up to ``lock_wait_s`` first (a broker orphaned by a killed parent
     that is still shutting down). A pid file left by a killed broker is
-    simply replaced.
+    simply replaced. With ``wait=False`` it returns once the JVM is launched:
+    call ``wait_ready()`` before use (`hub dev` starts PostgreSQL meanwhile).
     """
     started = time.monotonic()
     cache = ensure_jars(progress)
@@ -359,14 +373,9 @@ def start_kafka(
     finally:
         out.close()
     pidfile.write_text(f"{process.pid}\n")
-    node = KafkaNode(process.pid, f"{HOST}:{port}", workdir, process)
-    try:
-        _wait_ready(node, process)
-    except BaseException:
-        node.stop(timeout_s=3)
-        raise
-    progress(f"hub: Apache Kafka {kafka_version(read_lock())} ready on {node.bootstrap} in"
-             f" {time.monotonic() - started:.1f} s (data in {workdir}, log {workdir / 'server.log'})")
+    node = KafkaNode(process.pid, f"{HOST}:{port}", workdir, process, started)
+    if wait:
+        node.wait_ready(progress)
     return node
 
 
