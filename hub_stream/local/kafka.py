@@ -43,7 +43,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 LOCK_FILE = HERE / "kafka-jars.lock"
 LOG4J_CONFIG = HERE / "kafka-log4j2.properties"
-MAVEN_CENTRAL = os.environ.get("HUB_KAFKA_MAVEN_URL", "https://repo1.maven.org/maven2").rstrip("/")
+MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
@@ -69,12 +69,13 @@ class Jar:
 
     @property
     def url(self) -> str:
-        return f"{MAVEN_CENTRAL}/{self.group.replace('.', '/')}/{self.artifact}/{self.version}/{self.file_name}"
+        base = os.environ.get("HUB_KAFKA_MAVEN_URL", MAVEN_CENTRAL).rstrip("/")  # a mirror, or a test's server
+        return f"{base}/{self.group.replace('.', '/')}/{self.artifact}/{self.version}/{self.file_name}"
 
 
-def read_lock(path: Path = LOCK_FILE) -> list[Jar]:
+def read_lock(path: Path | None = None) -> list[Jar]:
     jars = []
-    for line in path.read_text().splitlines():
+    for line in (path or LOCK_FILE).read_text().splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         coordinates, sha256, size = line.split()
