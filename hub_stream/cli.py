@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("worker", cmd_worker, "Run a Faust worker (agents and tables).")
     add("api", cmd_api, "Run the HTTP API.")
     add("config", cmd_config, "Print the effective settings, secrets masked.")
-    dev = add("dev", cmd_dev, "Run everything on embedded parts (Tansu, PostgreSQL) in one command.")
+    dev = add("dev", cmd_dev, "Run everything on embedded parts (Apache Kafka, PostgreSQL) in one command.")
     dev.add_argument("--fake-lb", action="store_true", help="also start a LearningBuilder stand-in")
     db = sub.add_parser("db", help="Database commands.")
     db_sub = db.add_subparsers(dest="db_command", required=True)

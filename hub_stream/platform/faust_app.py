@@ -12,12 +12,14 @@ Two deliberate departures from Faust's defaults:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from hub_stream.platform import topics as topic_specs
+from hub_stream.platform.idempotence import supports_idempotence
 from hub_stream.platform.offsets import log_ends, merge_reported
 from hub_stream.platform.settings import HubSettings
 
@@ -45,8 +47,25 @@ class _Consumer(faust_aiokafka.Consumer):
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+class _Producer(faust_aiokafka.Producer):
+    """Faust's producer, idempotent where the broker supports it (hub_stream/platform/idempotence.py)."""
+
+    _idempotent = False
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        extra = dict(super()._settings_extra())
+        if self._idempotent:
+            extra.update(acks="all", enable_idempotence=True)
+        return extra
+
+    async def on_start(self) -> None:
+        self._idempotent = await supports_idempotence(self.app.hub_settings.kafka_bootstrap or "")
+        await super().on_start()
+
+
 class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
+    Producer = _Producer
 
 
 class HubApp(faust.App):

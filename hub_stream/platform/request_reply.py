@@ -33,8 +33,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from hub_stream.platform.logs import request_id_var
 from hub_stream.platform import safe_json
+from hub_stream.platform.idempotence import supports_idempotence
+from hub_stream.platform.logs import request_id_var
 from hub_stream.platform.outages import BROKER, OUTAGES, DependencyUnavailable, time_left
 from hub_stream.platform.settings import HubSettings
 
@@ -201,7 +202,11 @@ class RpcClient:
     async def _connect(self) -> None:
         s = self._settings
         producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=0, client_id=f"hub-api-{self.client_id[:8]}"
+            bootstrap_servers=s.kafka_bootstrap,
+            acks="all",
+            linger_ms=0,
+            client_id=f"hub-api-{self.client_id[:8]}",
+            enable_idempotence=await supports_idempotence(s.kafka_bootstrap or ""),
         )
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap,

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 TableStore = Literal["memory", "rocksdb"]
+EmbeddedBroker = Literal["kafka", "tansu"]
 
 
 class HubSettings(BaseSettings):
@@ -70,7 +71,10 @@ class HubSettings(BaseSettings):
     dev_lb_api_key: SecretStr | None = None
 
     # --- Process -------------------------------------------------------------
-    data_dir: Path = Field(Path(".hub"), description="embedded PostgreSQL data, worker state")
+    data_dir: Path = Field(Path(".hub"), description="embedded Kafka and PostgreSQL data, worker state")
+    embedded_broker: EmbeddedBroker = Field(
+        "kafka", description="`hub dev` without HUB_KAFKA_BOOTSTRAP: Apache Kafka (kept) or Tansu (memory only)"
+    )
     log_level: LogLevel = "INFO"
     worker_metrics_port: int = Field(
         0, ge=0, le=65535, description="a worker serves GET /metrics here (0: off; `hub dev` and compose: 9100)"

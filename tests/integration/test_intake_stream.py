@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -510,3 +512,54 @@ async def test_records_a_committed_offset_stepped_over_are_still_published(kafka
         await assert_exactly_once(settings, [pub], 6, (worker.log_path,))
     finally:
         worker.stop()
+
+
+KCAT = shutil.which("kcat")
+
+
+@pytest.mark.skipif(KCAT is None, reason="kcat is not installed (scripts/test-deps.sh installs Debian's)")
+@pytest.mark.skipif(
+    os.environ.get("HUB_EMBEDDED_BROKER") == "tansu" and not os.environ.get("HUB_TEST_KAFKA_BOOTSTRAP"),
+    reason="kcat (librdkafka) cannot talk to Tansu",
+)
+async def test_kcat_publishes_onto_incoming_and_reads_hub_events(stack: HubSettings) -> None:
+    """An outside client (librdkafka's kcat): valid and invalid events in, hub.events out, as docs/events.md says."""
+    settings = stack
+    pub = f"K{uuid.uuid4().hex[:8]}"
+    await register(settings, pub)
+    bootstrap = settings.kafka_bootstrap or ""
+    home = partition_for(pub, settings.events_partitions)
+
+    def kcat(*args: str, stdin: str = "") -> str:
+        assert KCAT is not None
+        done = subprocess.run([KCAT, "-b", bootstrap, *args], input=stdin, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    valid = json.dumps(event_doc(pub, 1))
+    invalid = json.dumps(event_doc(pub, 2, EventStartUtc="soon"))
+    # Java's partitioner (murmur2) puts the key on its home partition; librdkafka's default (CRC32) may not:
+    # the intake forwards such a record home, so both work.
+    kcat("-P", "-t", settings.topic("events.incoming"), "-k", pub, "-X", "partitioner=murmur2_random",
+         "-H", "source=kcat", stdin=f"{valid}\n{invalid}\n")
+    kcat("-P", "-t", settings.topic("events.incoming"), "-k", pub, stdin=json.dumps(event_doc(pub, 3)) + "\n")
+
+    def consumed() -> list[dict[str, Any]]:
+        out = kcat("-C", "-t", settings.topic("events"), "-p", str(home), "-o", "beginning", "-e", "-J", "-q")
+        return [m for m in map(json.loads, out.splitlines()) if m["key"] == pub]
+
+    async def both_landed() -> list[dict[str, Any]] | None:
+        found = await asyncio.to_thread(consumed)
+        return found if len(found) >= 2 else None
+
+    records = await wait_until(both_landed, what="kcat's valid events on hub.events")
+    events = [json.loads(m["payload"]) for m in records]
+    assert [e["PublisherEventId"] for e in events] == ["ev-1", "ev-3"]
+    assert all(e["EventId"].startswith("E:") and e["CreatedUtc"].endswith("Z") for e in events)
+    assert all(m["headers"][:2] == ["hub-kind", "event"] and m["partition"] == home for m in records)
+
+    rejected = await wait_until(lambda: rejections_of(settings, pub), what="kcat's invalid event on the rejected topic")
+    headers = dict(rejected[0].headers)
+    assert rejected[0].value == invalid.encode()  # byte for byte
+    assert headers["hub-reject-reason"] == b"invalid_event" and headers["source"] == b"kcat"
+    assert int(headers["hub-source-partition"]) == home and "hub-forwarded-from" not in headers  # murmur2: no forward

@@ -17,13 +17,14 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from hub_stream.local.kafka import kafka_version, read_lock
 from hub_stream.platform.settings import HubSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
 HUB_SERVICES = ("worker", "api")  # long-running hub processes
-HEALTHCHECKED = ("kafka", "postgres", "api")
+HEALTHCHECKED = ("kafka", "postgres", "api", "worker")
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +99,7 @@ def test_healthchecks(services: dict[str, dict[str, Any]], name: str) -> None:
         "kafka": "kafka-topics.sh --bootstrap-server",
         "postgres": "pg_isready",
         "api": "/readyz",
+        "worker": "/metrics",
     }[name]
     assert expected in command, f"{name}: healthcheck {command!r} should use {expected!r}"
 
@@ -239,20 +241,21 @@ def test_kafka_is_a_single_kraft_node(services: dict[str, dict[str, Any]]) -> No
         assert listener in protocol_map, f"kafka: listener {listener!r} missing from the security protocol map"
 
 
-def test_kafka_version_matches_the_script(services: dict[str, dict[str, Any]]) -> None:
-    """The compose image, scripts/kafka.sh and scripts/kafka/pom.xml run the same Kafka."""
+def test_kafka_version_matches_the_embedded_one(services: dict[str, dict[str, Any]]) -> None:
+    """The compose image, the jar lock of the embedded Kafka and scripts/kafka/pom.xml run the same Kafka."""
     image = str(services["kafka"].get("image", ""))
     assert image.startswith("apache/kafka:"), f"kafka: image {image!r} is not apache/kafka"
-    script = (ROOT / "scripts" / "kafka.sh").read_text(encoding="utf-8")
+    embedded = kafka_version(read_lock())
     pom = (ROOT / "scripts" / "kafka" / "pom.xml").read_text(encoding="utf-8")
-    script_version = re.search(r'KAFKA_VERSION="\$\{HUB_KAFKA_VERSION:-([^}]+)\}"', script)
     pom_version = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom)
-    assert script_version and pom_version, "cannot find the Kafka version in scripts/kafka.sh or its pom.xml"
-    versions = {image.split(":", 1)[1], script_version.group(1), pom_version.group(1)}
+    assert pom_version, "cannot find the Kafka version in scripts/kafka/pom.xml"
+    versions = {image.split(":", 1)[1], embedded, pom_version.group(1)}
     assert len(versions) == 1, (
-        f"Kafka versions differ: compose {image!r}, scripts/kafka.sh {script_version.group(1)!r}, "
-        f"pom.xml {pom_version.group(1)!r}"
+        f"Kafka versions differ: compose {image!r}, kafka-jars.lock {embedded!r}, pom.xml {pom_version.group(1)!r}"
+        " (regenerate the lock with scripts/kafka-jars-lock.sh)"
     )
+    locked = {f"{jar.group}:{jar.artifact}" for jar in read_lock()}
+    assert {"org.apache.kafka:kafka_2.13", "org.apache.kafka:kafka-clients"} <= locked
 
 
 def test_worker_metrics_are_served_and_published(services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
