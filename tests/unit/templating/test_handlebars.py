@@ -53,7 +53,9 @@ def render(source: str, context: Any = None, **kwargs: Any) -> str:
         ("{{xs}} {{o}}", {"xs": [1, [2, 3], None, "s"], "o": {"a": 1}}, "1,2,3,,s [object Object]"),
         ("{{@root.top}}{{#each xs}}{{@root.top}}{{/each}}", {"top": "T", "xs": [1]}, "TT"),
         ("{{s.length}} {{xs.length}}", {"s": "abcd", "xs": [1, 2]}, "4 2"),
-        ("{{true}} {{false}} {{null}} {{undefined}} {{\"str\"}} {{12}}", {}, "true false   str 12"),
+        # literals in a name's place are names, as in handlebars.js
+        ("{{true}} {{false}} {{null}} {{undefined}} {{\"str\"}} {{12}}|", {}, "     |"),
+        ("{{true}} {{\"a b\"}} {{12}}", {"true": "T", "a b": "AB", "12": "twelve"}, "T AB twelve"),
         ("\\{{not}} {{x}}", {"x": 1}, "{{not}} 1"),
     ],
 )
