@@ -327,7 +327,8 @@ def _compile_partial(node: Partial, params: Params) -> CompiledProgram:
                 return fallback(Scope(context, scope, scope.data, scope.params, partials, scope.depth + 1), state)
         if isinstance(target, PartialBlock):
             return target.render(scope, state)
-        child = Scope(context, scope if context is not scope.context else scope.parent, scope.data, {}, partials, scope.depth + 1)
+        # a partial starts its own ../ chain at its context, as in handlebars.js (outside compat mode)
+        child = Scope(context, None, scope.data, {}, partials, scope.depth + 1)
         text = target(child, state)
         if indent:
             text = "".join(indent + line for line in text.splitlines(keepends=True))

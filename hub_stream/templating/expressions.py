@@ -47,8 +47,8 @@ def compile_path(path: PathExpr, params: Params) -> Getter:
 
         def data_var(scope: Scope, state: State) -> Any:
             frame: DataFrame | None = scope.data
-            for _ in range(depth):
-                frame = frame.parent if frame is not None and frame.parent is not None else frame
+            for _ in range(depth):  # past the top frame: nothing, as in handlebars.js
+                frame = frame.parent if frame is not None else None
             value = frame.get(head) if frame is not None else UNDEFINED
             for part in rest:
                 value = get_key(value, part)
@@ -87,9 +87,11 @@ def compile_path(path: PathExpr, params: Params) -> Getter:
             return two
 
     def walk(scope: Scope, state: State) -> Any:
-        at = scope
-        for _ in range(depth):
-            at = at.parent if at.parent is not None else at
+        at: Scope | None = scope
+        for _ in range(depth):  # past the root: nothing, as in handlebars.js
+            at = at.parent if at is not None else None
+        if at is None:
+            return UNDEFINED
         value = at.context
         for part in parts:
             value = get_key(value, part)
@@ -103,7 +105,7 @@ def compile_expr(expr: Expr, params: Params) -> Getter:
         constant = expr.value
         return lambda scope, state: constant
     if isinstance(expr, SubExpr):
-        return compile_call(expr.call, params)
+        return compile_call(expr.call, params, subexpression=True)
     return compile_path(expr, params)
 
 
@@ -126,6 +128,8 @@ def compile_call(
     program: CompiledProgram | None = None,
     inverse: CompiledProgram | None = None,
     param_names: tuple[str, ...] = (),
+    *,
+    subexpression: bool = False,
 ) -> Getter:
     """A helper call's value; a plain value when the name is no helper and has no arguments."""
     name = helper_name(call, params)
@@ -140,7 +144,10 @@ def compile_call(
         if helper is None:
             if has_args:
                 raise TemplateRenderError(f"Missing helper: {shown!r}")
-            return value_of(scope, state)
+            value = value_of(scope, state)
+            if subexpression and value is not UNDEFINED and value is not None:
+                raise TemplateRenderError(f"{shown!r} is not a helper: a subexpression (…) calls one")
+            return value
         state.tick()
         values = [a(scope, state) for a in args]
         options = Options(name or "", {k: v(scope, state) for k, v in hash_items}, scope, state, program, inverse, param_names)

@@ -45,7 +45,9 @@ def _flat_lookup(expr: Expr) -> FlatLookup | None:
     if not isinstance(expr, PathExpr):
         return None
     parts = expr.parts
-    if expr.data:  # the top frame holds {"root": root, **data}; @../ stays there
+    if expr.depth:  # ../ and @../ at the top: left to the general program
+        return None
+    if expr.data:  # the top frame holds {"root": root, **data}
         head, rest = (parts[0], parts[1:]) if parts else ("", ())
 
         def data_var(data: Data, root: dict[str, Any]) -> Any:
@@ -69,7 +71,7 @@ def _flat_lookup(expr: Expr) -> FlatLookup | None:
             return value
 
         return data_lookup
-    if not parts:  # this, . and ../ (which stays at the root at the top level)
+    if not parts:  # this and .
         return lambda root, data: root
     first, rest = parts[0], parts[1:]
     if len(rest) == 1:  # a.b: the usual nested field, without the loop

@@ -99,7 +99,8 @@ class Template:
         compiled_partials: dict[str, Any] = {}
         for name, partial in (partials or {}).items():
             compiled_partials[name] = (partial if isinstance(partial, Template) else compile_template(partial))._program
-        frame = DataFrame({"root": context, **(data or {})}, None)
+        # as handlebars.js's initData: @../name at the top reads the data as given
+        frame = DataFrame({"root": context, **data}, DataFrame(dict(data), None)) if data else DataFrame({"root": context}, None)
         scope = Scope(context, None, frame, {}, compiled_partials, 0)
         state = State(all_helpers, escape, max_output, time.monotonic() + time_limit)
         try:

@@ -21,7 +21,7 @@ from hub_stream.templating.values import escape_json, json_literal, needs_json_e
 FLAT = [
     '{"a": "{{a}}", "b": {{json b}}, "c": "{{c.d}}", "e": "{{@event.X}}"}',
     "{{a}}|{{{a}}}|{{&a}}|{{json a}}|{{{json a}}}",
-    "{{this}}|{{.}}|{{this.a}}|{{./a}}|{{../a}}|{{@root.a}}|{{@root}}|{{@event}}|{{@../event.X}}",
+    "{{this}}|{{.}}|{{this.a}}|{{./a}}|{{@root.a}}|{{@root}}|{{@event}}",
     "{{xs.length}}|{{xs.0}}|{{xs.[1]}}|{{s.length}}|{{c.d.e}}|{{[a b]}}|{{c/d}}",
     "{{json xs}}|{{json c}}|{{json missing}}|{{json c.d}}|{{json @event}}|{{json @event.X}}|{{json \"lit\"}}|{{json 3}}|{{json null}}",
     "{{__class__}}|{{a.__class__}}|{{xs.__len__}}|{{s.upper}}|{{@event.__class__}}|{{json __dict__}}|{{constructor}}",
