@@ -34,6 +34,7 @@ from hub_stream.templating.parser import (
     Text,
 )
 from hub_stream.templating.runtime import (
+    BUILTIN_HELPERS,
     MAX_DEPTH,
     CompiledProgram,
     DataFrame,
@@ -53,71 +54,74 @@ from hub_stream.templating.values import UNDEFINED, is_empty, js_string, json_li
 # --- mustaches ---------------------------------------------------------------------
 
 
-def _compile_mustache(node: Mustache, prefix: str, params: Params) -> CompiledProgram:
-    """``prefix`` is literal text just before the tag, folded in to save a call per node."""
+def _compile_mustache(node: Mustache, prefix: str, suffix: str, params: Params) -> CompiledProgram:
+    """``prefix`` and ``suffix`` are literal texts around the tag, folded in to save calls per node."""
     call, escaped, line, column = node.call, node.escaped, node.line, node.column
-    extra = len(prefix)
+    fixed = len(prefix) + len(suffix)
     name = helper_name(call, params)
-    if name is not None and not call.params and not call.hash:
-        resolve = compile_path(call.path, params) if isinstance(call.path, PathExpr) else compile_expr(call.path, params)
+    if not call.params and not call.hash and isinstance(call.path, PathExpr):
+        resolve = compile_path(call.path, params)
+        may_be_helper = name is not None  # {{name}} calls a helper when one is registered under that name
+        builtin = name in BUILTIN_HELPERS
 
-        def simple(scope: Scope, state: State) -> str:
+        def path_value(scope: Scope, state: State) -> str:
             try:
-                helper = state.helpers.get(name)
+                helper = state.helpers.get(name) if may_be_helper and (builtin or state.custom) else None
                 if helper is None:
                     value = resolve(scope, state)
                 else:
                     state.tick()
-                    value = call_helper(name, helper, [], Options(name, {}, scope, state, None, None))
-                if type(value) is str:
+                    value = call_helper(name, helper, [], Options(name, {}, scope, state, None, None))  # type: ignore[arg-type]
+                kind = type(value)
+                if kind is str:
                     text = state.escape(value) if escaped else value
+                elif kind is int:
+                    text = str(value)
                 else:
                     text = print_escaped(value, state.escape) if escaped else js_string(value)
-                state.size += len(text) + extra
+                state.size += len(text) + fixed
                 if state.size > state.next_check:
                     state.grew()
             except TemplateRenderError as exc:
                 raise exc.at(line, column) from None
             except RecursionError:
                 raise too_deep(line, column) from None
-            return prefix + text
+            return prefix + text + suffix
 
-        return simple
+        return path_value
 
+    evaluate = compile_call(call, params)
     if name == "json" and len(call.params) == 1 and not call.hash:
         arg = compile_expr(call.params[0], params)
-        evaluate = compile_call(call, params)
 
         def json_text(scope: Scope, state: State) -> str:
             try:
-                if state.helpers.get("json") is helper_json:
+                if not state.custom or state.helpers.get("json") is helper_json:
                     text = json_literal(arg(scope, state))
                 else:
                     text = _print(evaluate(scope, state), escaped, state)
-                state.size += len(text) + extra
+                state.size += len(text) + fixed
                 if state.size > state.next_check:
                     state.grew()
             except TemplateRenderError as exc:
                 raise exc.at(line, column) from None
             except RecursionError:
                 raise too_deep(line, column) from None
-            return prefix + text
+            return prefix + text + suffix
 
         return json_text
-
-    evaluate = compile_call(call, params)
 
     def full(scope: Scope, state: State) -> str:
         try:
             text = _print(evaluate(scope, state), escaped, state)
-            state.size += len(text) + extra
+            state.size += len(text) + fixed
             if state.size > state.next_check:
                 state.grew()
         except TemplateRenderError as exc:
             raise exc.at(line, column) from None
         except RecursionError:
             raise too_deep(line, column) from None
-        return prefix + text
+        return prefix + text + suffix
 
     return full
 
@@ -145,7 +149,7 @@ def _is_true(value: Any, include_zero: bool) -> bool:
     return not is_empty(value)
 
 
-def _compile_block(node: Block, params: Params) -> CompiledProgram:
+def _compile_block(node: Block, params: Params, prefix: str = "", suffix: str = "") -> CompiledProgram:
     """A block and its ``else`` chain: one loop over the links, each one a Step."""
     links: list[Block] = [node]
     while links[-1].inverse is not None and len(links[-1].inverse) == 1 and isinstance(links[-1].inverse[0], Block):
@@ -167,14 +171,24 @@ def _compile_block(node: Block, params: Params) -> CompiledProgram:
         rest = rest_from(k + 1) if k + 1 < len(links) or last_inverse is not None else None
         steps.append(_compile_link(link, params, rest))
     line, column = node.line, node.column
+    fixed = len(prefix) + len(suffix)
+    only = steps[0] if len(steps) == 1 else None
 
     def run(scope: Scope, state: State) -> str:
         try:
-            return run_from(0, scope, state)
+            if fixed:
+                state.size += fixed
+            if only is not None:  # one link: no loop
+                text = only(scope, state)
+                if text is None:
+                    text = last_inverse(scope, state) if last_inverse is not None else ""
+            else:
+                text = run_from(0, scope, state)
         except TemplateRenderError as exc:
             raise exc.at(line, column) from None
         except RecursionError:
             raise too_deep(line, column) from None
+        return prefix + text + suffix
 
     return run
 
@@ -192,7 +206,7 @@ def _compile_link(node: Block, params: Params, inverse: CompiledProgram | None) 
         builtin, wanted = (helper_if, True) if name == "if" else (helper_unless, False)
 
         def conditional(scope: Scope, state: State) -> str | None:
-            if state.helpers.get(name) is not builtin:
+            if state.custom and state.helpers.get(name) is not builtin:
                 return generic(scope, state)
             zero = include_zero is not None and _is_true(include_zero(scope, state), False)
             if _is_true(condition(scope, state), zero) is wanted:
@@ -206,7 +220,7 @@ def _compile_link(node: Block, params: Params, inverse: CompiledProgram | None) 
         value_of = compile_expr(call.params[0], params)
 
         def with_block(scope: Scope, state: State) -> str | None:
-            if state.helpers.get("with") is not helper_with:
+            if state.custom and state.helpers.get("with") is not helper_with:
                 return generic(scope, state)
             value = value_of(scope, state)
             if is_empty(value):
@@ -222,7 +236,7 @@ def _compile_link(node: Block, params: Params, inverse: CompiledProgram | None) 
 
 def _compile_each(items_of: Getter, program: CompiledProgram, names: tuple[str, ...], generic: Step) -> Step:
     def each(scope: Scope, state: State) -> str | None:
-        if state.helpers.get("each") is not helper_each:
+        if state.custom and state.helpers.get("each") is not helper_each:
             return generic(scope, state)
         items = items_of(scope, state)
         if type(items) is list:
@@ -380,29 +394,34 @@ def _text(value: str) -> CompiledProgram:
 
 
 def compile_program(nodes: list[Node] | None, params: Params = NOTHING) -> CompiledProgram:
-    """One closure that renders a list of nodes."""
-    parts: list[CompiledProgram] = []
+    """One closure that renders a list of nodes.
+
+    Text is folded into the tag after it (or, at the end, the tag before it),
+    so a program makes one call per tag and none per text.
+    """
+    tags: list[Node] = []
+    texts: list[str] = [""]  # texts[k] comes before tags[k]; the last one after the last tag
     inline: dict[str, CompiledProgram] = {}
-    pending = ""  # text waiting to be folded into the next mustache
     for node in nodes or []:
         if isinstance(node, Text):
-            pending += node.value
-            continue
-        if isinstance(node, Mustache):
-            parts.append(_compile_mustache(node, pending, params))
-            pending = ""
-            continue
-        if pending:
-            parts.append(_text(pending))
-            pending = ""
-        if isinstance(node, Block):
-            parts.append(_compile_block(node, params))
-        elif isinstance(node, Partial):
-            parts.append(_compile_partial(node, params))
+            texts[-1] += node.value
         elif isinstance(node, InlinePartial):
             inline[node.name] = compile_program(node.program)
-    if pending:
-        parts.append(_text(pending))
+        else:
+            tags.append(node)
+            texts.append("")
+    parts: list[CompiledProgram] = []
+    for k, node in enumerate(tags):
+        prefix = texts[k]
+        suffix = texts[-1] if k == len(tags) - 1 else ""
+        if isinstance(node, Mustache):
+            parts.append(_compile_mustache(node, prefix, suffix, params))
+        elif isinstance(node, Block):
+            parts.append(_compile_block(node, params, prefix, suffix))
+        elif isinstance(node, Partial):
+            parts.append(_around(_compile_partial(node, params), prefix, suffix))
+    if not tags and texts[0]:
+        parts.append(_text(texts[0]))
     run = _join(parts)
     if not inline:
         return run
@@ -414,8 +433,20 @@ def compile_program(nodes: list[Node] | None, params: Params = NOTHING) -> Compi
     return run_with_inline
 
 
+def _around(program: CompiledProgram, prefix: str, suffix: str) -> CompiledProgram:
+    if not prefix and not suffix:
+        return program
+    fixed = len(prefix) + len(suffix)
+
+    def around(scope: Scope, state: State) -> str:
+        state.size += fixed
+        return prefix + program(scope, state) + suffix
+
+    return around
+
+
 def _join(parts: list[CompiledProgram]) -> CompiledProgram:
-    """The parts' texts in order; a few parts are added, more are joined."""
+    """The parts' texts in order; up to six parts are added, more are joined."""
     if not parts:
         return lambda scope, state: ""
     if len(parts) == 1:
@@ -426,5 +457,14 @@ def _join(parts: list[CompiledProgram]) -> CompiledProgram:
     if len(parts) == 3:
         a, b, c = parts
         return lambda scope, state: a(scope, state) + b(scope, state) + c(scope, state)
+    if len(parts) == 4:
+        a, b, c, d = parts
+        return lambda scope, state: a(scope, state) + b(scope, state) + c(scope, state) + d(scope, state)
+    if len(parts) == 5:
+        a, b, c, d, e = parts
+        return lambda scope, state: a(scope, state) + b(scope, state) + c(scope, state) + d(scope, state) + e(scope, state)
+    if len(parts) == 6:
+        a, b, c, d, e, f = parts
+        return lambda s, t: a(s, t) + b(s, t) + c(s, t) + d(s, t) + e(s, t) + f(s, t)
     fns = tuple(parts)
     return lambda scope, state: "".join([f(scope, state) for f in fns])

@@ -87,10 +87,11 @@ class State:
     CHECK_EVERY helper calls and iterations and every 64 KiB of output.
     """
 
-    __slots__ = ("deadline", "escape", "helpers", "max_output", "next_check", "ops", "size")
+    __slots__ = ("custom", "deadline", "escape", "helpers", "max_output", "next_check", "ops", "size")
 
     def __init__(self, helpers: Mapping[str, Callable[..., Any]], escape: Callable[[str], str], max_output: int, deadline: float) -> None:
         self.helpers = helpers
+        self.custom = helpers is not BUILTIN_HELPERS  # helpers given to this render: names may mean them
         self.escape = escape
         self.max_output = max_output
         self.deadline = deadline
