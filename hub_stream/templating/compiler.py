@@ -135,7 +135,7 @@ def _print(value: Any, escaped: bool, state: State) -> str:
 Step = Callable[[Scope, State], "str | None"]  # a link of an else chain: its text, or None for "the next link"
 
 
-def _is_true(value: Any, include_zero: bool) -> bool:
+def is_true(value: Any, include_zero: bool) -> bool:
     """What ``{{#if value}}`` takes as true (handlebars' isEmpty/falsy rules)."""
     if value is True:
         return True
@@ -208,8 +208,8 @@ def _compile_link(node: Block, params: Params, inverse: CompiledProgram | None) 
         def conditional(scope: Scope, state: State) -> str | None:
             if state.custom and state.helpers.get(name) is not builtin:
                 return generic(scope, state)
-            zero = include_zero is not None and _is_true(include_zero(scope, state), False)
-            if _is_true(condition(scope, state), zero) is wanted:
+            zero = include_zero is not None and is_true(include_zero(scope, state), False)
+            if is_true(condition(scope, state), zero) is wanted:
                 return program(scope, state)
             return None
 

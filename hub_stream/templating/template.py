@@ -9,6 +9,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from hub_stream.templating.codegen import Fallback as NativeFallback
+from hub_stream.templating.codegen import NativeProgram, compile_native
 from hub_stream.templating.compiler import compile_program
 from hub_stream.templating.errors import TemplateError, TemplateRenderError, TemplateSyntaxError
 from hub_stream.templating.flat import Fallback, FlatProgram, compile_flat
@@ -40,12 +42,15 @@ _MODES = {name: (ESCAPES[name], NEEDS_ESCAPE[name]) for name in ESCAPES}
 class Template:
     """A compiled template: render it as often as you like."""
 
-    __slots__ = ("_flat", "_program", "source")
+    __slots__ = ("_flat", "_native", "_program", "source")
 
-    def __init__(self, source: str, program: CompiledProgram, flat: FlatProgram | None = None) -> None:
+    def __init__(
+        self, source: str, program: CompiledProgram, flat: FlatProgram | None = None, native: NativeProgram | None = None
+    ) -> None:
         self.source = source
-        self._program = program
+        self._program = program  # closures: the whole language
         self._flat = flat  # the same template for the common case, when it has that shape
+        self._native = native  # the same template as one function, when it uses only what that covers
 
     def render(
         self,
@@ -80,6 +85,20 @@ class Template:
                 text = flat.render(context, data, mode[0], mode[1], max_output)
             except (Fallback, RecursionError):
                 pass  # the general program renders it, or raises its error
+            else:
+                if len(text) <= max_output:
+                    return text
+        native = self._native
+        if (
+            native is not None
+            and not partials
+            and (data is None or type(data) is dict)
+            and (not helpers or helpers.keys().isdisjoint(native.uses))
+        ):
+            try:
+                text = native.render(context, data, mode[0], max_output, time.monotonic() + time_limit)
+            except (NativeFallback, RecursionError):
+                pass  # the closure program renders it, or raises its error with line and column
             else:
                 if len(text) <= max_output:
                     return text
@@ -130,7 +149,9 @@ def compile_template(source: str) -> Template:
     gc.disable()
     try:
         nodes = parse(source)
-        template = Template(source, compile_program(nodes), compile_flat(nodes, BUILTIN_HELPERS.keys()))
+        flat = compile_flat(nodes, BUILTIN_HELPERS.keys())
+        native = compile_native(nodes) if flat is None else None
+        template = Template(source, compile_program(nodes), flat, native)
     except RecursionError:  # the parser's limits keep this from happening; never let it out bare
         raise TemplateSyntaxError("template nested too deeply to compile", 1, 1) from None
     finally:
