@@ -276,10 +276,10 @@ def main() -> None:
     for size in (25_000, 250_000):
         source = ('{{#if a}}"{{a.b}}": {{json c}}{{/if}}\n' * (size // 38 + 1))[:size]
         source = source[: source.rfind("{{#if")]
-        started = time.perf_counter()
+        started = time.process_time()
         compile_template(source)
-        compile_times[size] = time.perf_counter() - started
-    print(f"  compile: 25 KB {compile_times[25_000] * 1000:.0f} ms, 250 KB {compile_times[250_000] * 1000:.0f} ms"
+        compile_times[size] = time.process_time() - started
+    print(f"  compile (CPU): 25 KB {compile_times[25_000] * 1000:.0f} ms, 250 KB {compile_times[250_000] * 1000:.0f} ms"
           f" (x{compile_times[250_000] / compile_times[25_000]:.1f} for x10 the size)")
 
 

@@ -51,6 +51,7 @@ from hub_stream.templating.values import (
 )
 
 MAX_CONSTANTS = 4096
+MAX_SOURCE = 32 * 1024
 
 
 class Unsupported(Exception):
@@ -176,6 +177,8 @@ class _Generator:
             return "U"
         if head == "partial-block":
             raise Unsupported
+        if head == "root" and start >= 1:  # the top frame's @root, below any #each frame (they have no root)
+            return self.walk("_c0", rest)
         for frame in reversed(frames[: start + 1]):
             if isinstance(frame, dict):
                 if head in frame:
@@ -236,20 +239,24 @@ class _Generator:
                     raise Unsupported
                 self.uses.add(name)  # {{name}} calls a helper when one is registered under that name
             value = self.path(call.path, scope)
-            if node.escaped:
-                self.emit(f"{out} = _esc({value}) if type({value}) is str else _pe({value}, _esc)")
-            else:
-                self.emit(f"{out} = {value} if type({value}) is str else _js({value})")
+            self.print(out, value, node.escaped)
         else:
             value = self.call_value(call.path, call.params, call.hash, scope)
             if self.helper_name(call.path, scope) == "json":
                 out = value  # json_literal's text: a SafeString prints as it is, escaped or not
-            elif node.escaped:
-                self.emit(f"{out} = _esc({value}) if type({value}) is str else _pe({value}, _esc)")
             else:
-                self.emit(f"{out} = {value} if type({value}) is str else _js({value})")
+                self.print(out, value, node.escaped)
         self.count(out, node)
         return out
+
+    def print(self, out: str, value: str, escaped: bool) -> None:
+        """``{{value}}`` (escaped) or ``{{{value}}}``, as print_escaped and js_string print it."""
+        self.emit(f"if type({value}) is str:")
+        self.emit(f"    {out} = _esc({value})" if escaped else f"    {out} = {value}")
+        self.emit(f"elif type({value}) is int:")
+        self.emit(f"    {out} = str({value})")
+        self.emit("else:")
+        self.emit(f"    {out} = _pe({value}, _esc)" if escaped else f"    {out} = _js({value})")
 
     def program(self, nodes: list[Node] | None, scope: _Scope) -> str:
         """Statements that leave the program's text in a variable; returns its name."""
@@ -287,6 +294,9 @@ class _Generator:
         if node.inverted:
             raise Unsupported
         out = self.var("s")
+        if len(links) == 1 and self.helper_name(node.call.path, scope) in ("if", "unless"):
+            self.conditional(node, scope, out)
+            return out
         self.emit("while True:")
         self.indent += 1
         for link in links:
@@ -297,31 +307,52 @@ class _Generator:
         self.indent -= 1
         return out
 
+    def condition(self, node: Block, scope: _Scope) -> str:
+        """The test of an if/unless block, as a Python expression."""
+        call = node.call
+        name = self.helper_name(call.path, scope)
+        if name not in ("if", "unless") or len(call.params) != 1 or set(call.hash) - {"includeZero"} or node.block_params:
+            raise Unsupported
+        self.uses.add(name)
+        param = call.params[0]
+        frame_flag = isinstance(param, PathExpr) and param.data and param.depth == 0 and param.parts in (("first",), ("last",))
+        if frame_flag and scope.frames and not call.hash:  # @first/@last of the innermost #each: a bool already
+            test = scope.frames[-1][param.parts[0]]  # type: ignore[union-attr]
+        else:
+            value = self.expr(param, scope)
+            if call.hash:
+                test = f"_t({value}, _t({self.expr(call.hash['includeZero'], scope)}, False))"
+            else:  # booleans decided without a call
+                test = f"({value} is True or ({value} is not False and _t({value}, False)))"
+        return test if name == "if" else f"not {test}"
+
+    def conditional(self, node: Block, scope: _Scope, out: str) -> None:
+        self.emit(f"if {self.condition(node, scope)}:")
+        self.indent += 1
+        self.emit(f"{out} = {self.program(node.program, scope)}")
+        self.indent -= 1
+        self.emit("else:")
+        self.indent += 1
+        self.emit(f"{out} = {self.program(node.inverse, scope)}")
+        self.indent -= 1
+
     def link(self, node: Block, scope: _Scope, out: str) -> None:
         """One link of a chain: when it applies, its text goes to ``out`` and the chain ends (break)."""
         call = node.call
         name = self.helper_name(call.path, scope)
-        if name not in ("if", "unless", "each", "with") or len(call.params) != 1:
-            raise Unsupported
-        self.uses.add(name)
-        value = self.expr(call.params[0], scope)
-        names = node.block_params
         if name in ("if", "unless"):
-            if set(call.hash) - {"includeZero"} or names:
-                raise Unsupported
-            zero = "False"
-            if call.hash:
-                zero = f"_t({self.expr(call.hash['includeZero'], scope)}, False)"
-            test = f"_t({value}, {zero})" if name == "if" else f"not _t({value}, {zero})"
-            self.emit(f"if {test}:")
+            self.emit(f"if {self.condition(node, scope)}:")
             self.indent += 1
             text = self.program(node.program, scope)
             self.emit(f"{out} = {text}")
             self.emit("break")
             self.indent -= 1
             return
-        if call.hash:
+        if name not in ("each", "with") or len(call.params) != 1 or call.hash:
             raise Unsupported
+        self.uses.add(name)
+        value = self.expr(call.params[0], scope)
+        names = node.block_params
         if name == "with":
             if len(names) > 1:
                 raise Unsupported
@@ -401,8 +432,15 @@ def generate(nodes: list[Node]) -> tuple[str, list[Any], frozenset[str]]:
     return "\n".join(head + gen.lines) + "\n", gen.constants, frozenset(gen.uses)
 
 
-def compile_native(nodes: list[Node]) -> NativeProgram | None:
-    """A native program for ``nodes``, or None when the template needs the closure program."""
+def compile_native(nodes: list[Node], source_length: int = 0) -> NativeProgram | None:
+    """A native program for ``nodes``, or None when the template needs the closure program.
+
+    Not for templates over MAX_SOURCE characters: Python compiles the
+    generated source in time that grows faster than the template (row
+    templates are far smaller).
+    """
+    if source_length > MAX_SOURCE:
+        return None
     try:
         source, constants, uses = generate(nodes)
         code = compile(source, "<template>", "exec")

@@ -175,9 +175,10 @@ class FlatProgram:
     C calls instead of a Python loop over the slots. ``render`` is a closure.
     """
 
-    __slots__ = ("render", "uses")
+    __slots__ = ("render", "slots", "uses")
 
     def __init__(self, literals: list[str], slots: list[_Slot]) -> None:
+        self.slots = len(slots)
         self.uses = frozenset(s.uses for s in slots if s.uses is not None)
         self.render = _flat_renderer(literals, slots)
 

@@ -145,6 +145,10 @@ def _tokens(text: str, line: int, column: int) -> list[tuple[str, str]]:
 def _parse_path(text: str, line: int, column: int) -> PathExpr:
     data = text.startswith("@")
     rest = text[1:] if data else text
+    if "[" not in rest and "/" not in rest and not rest.startswith(".") and not rest.endswith("."):
+        parts = rest.split(".")  # the usual a.b.c: no segment literals, ../ or ./
+        if "" not in parts and "this" not in parts and ".." not in rest:
+            return PathExpr(data=data, depth=0, parts=tuple(parts), original=text)
     if rest in (".", ".."):
         return PathExpr(data=data, depth=len(rest) - 1, parts=(), original=text, this=rest == ".")
     parts: list[str] = []

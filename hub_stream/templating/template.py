@@ -32,6 +32,7 @@ from hub_stream.templating.values import (
 )
 
 CACHE_SIZE = 1024
+NATIVE_OVER_FLAT = 8  # mustaches up to which a flat-shaped template renders natively
 Escape = Callable[[str], str]
 
 ESCAPES: dict[str, Escape] = {"html": escape_html, "json": escape_json}
@@ -73,6 +74,20 @@ class Template:
         mode = _MODES.get(escape)
         if mode is None:
             raise ValueError(f"escape must be one of {sorted(ESCAPES)}, not {escape!r}")
+        native = self._native
+        if (
+            native is not None
+            and not partials
+            and (data is None or (type(data) is dict and "root" not in data))
+            and (not helpers or helpers.keys().isdisjoint(native.uses))
+        ):
+            try:
+                text = native.render(context, data, mode[0], max_output, time.monotonic() + time_limit)
+            except (NativeFallback, RecursionError):
+                pass  # the closure program renders it, or raises its error with line and column
+            else:
+                if len(text) <= max_output:
+                    return text
         flat = self._flat
         if (
             flat is not None
@@ -85,20 +100,6 @@ class Template:
                 text = flat.render(context, data, mode[0], mode[1], max_output)
             except (Fallback, RecursionError):
                 pass  # the general program renders it, or raises its error
-            else:
-                if len(text) <= max_output:
-                    return text
-        native = self._native
-        if (
-            native is not None
-            and not partials
-            and (data is None or type(data) is dict)
-            and (not helpers or helpers.keys().isdisjoint(native.uses))
-        ):
-            try:
-                text = native.render(context, data, mode[0], max_output, time.monotonic() + time_limit)
-            except (NativeFallback, RecursionError):
-                pass  # the closure program renders it, or raises its error with line and column
             else:
                 if len(text) <= max_output:
                     return text
@@ -150,7 +151,8 @@ def compile_template(source: str) -> Template:
     try:
         nodes = parse(source)
         flat = compile_flat(nodes, BUILTIN_HELPERS.keys())
-        native = compile_native(nodes) if flat is None else None
+        # A flat program reads many values in few C calls; with a few, one function is faster.
+        native = compile_native(nodes, len(source)) if flat is None or flat.slots <= NATIVE_OVER_FLAT else None
         template = Template(source, compile_program(nodes), flat, native)
     except RecursionError:  # the parser's limits keep this from happening; never let it out bare
         raise TemplateSyntaxError("template nested too deeply to compile", 1, 1) from None

@@ -157,7 +157,7 @@ def escape_json(text: str) -> str:
     The json module's own string encoder (C) escapes exactly those characters
     (``\\n``, ``\\u0001``...) and leaves everything else, non-ASCII too, as it is.
     """
-    if not _JSON_RE.search(text):
+    if not needs_json_escape(text):
         return text
     escaped = _encode_json_string(text)[1:-1]
     return escaped if escaped.isascii() or not _SURROGATE.search(escaped) else _escape_surrogates(escaped)
