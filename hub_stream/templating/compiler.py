@@ -56,64 +56,51 @@ from hub_stream.templating.values import UNDEFINED, is_empty, js_string, json_li
 
 def _compile_mustache(node: Mustache, prefix: str, suffix: str, params: Params) -> CompiledProgram:
     """``prefix`` and ``suffix`` are literal texts around the tag, folded in to save calls per node."""
-    call, escaped, line, column = node.call, node.escaped, node.line, node.column
-    fixed = len(prefix) + len(suffix)
+    call, escaped = node.call, node.escaped
     name = helper_name(call, params)
     if not call.params and not call.hash and isinstance(call.path, PathExpr):
         resolve = compile_path(call.path, params)
         may_be_helper = name is not None  # {{name}} calls a helper when one is registered under that name
         builtin = name in BUILTIN_HELPERS
 
-        def path_value(scope: Scope, state: State) -> str:
-            try:
-                helper = state.helpers.get(name) if may_be_helper and (builtin or state.custom) else None
-                if helper is None:
-                    value = resolve(scope, state)
-                else:
-                    state.tick()
-                    value = call_helper(name, helper, [], Options(name, {}, scope, state, None, None))  # type: ignore[arg-type]
-                kind = type(value)
-                if kind is str:
-                    text = state.escape(value) if escaped else value
-                elif kind is int:
-                    text = str(value)
-                else:
-                    text = print_escaped(value, state.escape) if escaped else js_string(value)
-                state.size += len(text) + fixed
-                if state.size > state.next_check:
-                    state.grew()
-            except TemplateRenderError as exc:
-                raise exc.at(line, column) from None
-            except RecursionError:
-                raise too_deep(line, column) from None
-            return prefix + text + suffix
+        def path_text(scope: Scope, state: State) -> str:
+            helper = state.helpers.get(name) if may_be_helper and (builtin or state.custom) else None
+            if helper is None:
+                value = resolve(scope, state)
+            else:
+                state.tick()
+                value = call_helper(name, helper, [], Options(name, {}, scope, state, None, None))  # type: ignore[arg-type]
+            kind = type(value)
+            if kind is str:
+                return state.escape(value) if escaped else value
+            if kind is int:
+                return str(value)
+            return print_escaped(value, state.escape) if escaped else js_string(value)
 
-        return path_value
+        return _counted(path_text, node, prefix, suffix)
 
     evaluate = compile_call(call, params)
     if name == "json" and len(call.params) == 1 and not call.hash:
         arg = compile_expr(call.params[0], params)
 
         def json_text(scope: Scope, state: State) -> str:
-            try:
-                if not state.custom or state.helpers.get("json") is helper_json:
-                    text = json_literal(arg(scope, state))
-                else:
-                    text = _print(evaluate(scope, state), escaped, state)
-                state.size += len(text) + fixed
-                if state.size > state.next_check:
-                    state.grew()
-            except TemplateRenderError as exc:
-                raise exc.at(line, column) from None
-            except RecursionError:
-                raise too_deep(line, column) from None
-            return prefix + text + suffix
+            if not state.custom or state.helpers.get("json") is helper_json:
+                return json_literal(arg(scope, state))
+            return _print(evaluate(scope, state), escaped, state)
 
-        return json_text
+        return _counted(json_text, node, prefix, suffix)
 
-    def full(scope: Scope, state: State) -> str:
+    return _counted(lambda scope, state: _print(evaluate(scope, state), escaped, state), node, prefix, suffix)
+
+
+def _counted(text_of: CompiledProgram, node: Mustache, prefix: str, suffix: str) -> CompiledProgram:
+    """A mustache's text between its literal texts, counted as output; its errors say where it is."""
+    line, column = node.line, node.column
+    fixed = len(prefix) + len(suffix)
+
+    def mustache(scope: Scope, state: State) -> str:
         try:
-            text = _print(evaluate(scope, state), escaped, state)
+            text = text_of(scope, state)
             state.size += len(text) + fixed
             if state.size > state.next_check:
                 state.grew()
@@ -123,7 +110,7 @@ def _compile_mustache(node: Mustache, prefix: str, suffix: str, params: Params) 
             raise too_deep(line, column) from None
         return prefix + text + suffix
 
-    return full
+    return mustache
 
 
 def _print(value: Any, escaped: bool, state: State) -> str:
