@@ -218,6 +218,9 @@ class _Generator:
         out = self.var("v")
         if name == "json":
             self.emit(f"{out} = _jl({args[0]})")
+        elif isinstance(params[1], Literal):  # lookup x "key": the key's text is a constant
+            key = self.const(js_string(params[1].value))
+            self.emit(f"{out} = {args[0]}.get({key}, U) if type({args[0]}) is dict else _gk({args[0]}, {key})")
         else:
             self.emit(f"{out} = _gk({args[0]}, _js({args[1]}))")
         return out
@@ -320,8 +323,11 @@ class _Generator:
             test = scope.frames[-1][param.parts[0]]  # type: ignore[union-attr]
         else:
             value = self.expr(param, scope)
-            if call.hash:
-                test = f"_t({value}, _t({self.expr(call.hash['includeZero'], scope)}, False))"
+            zero_expr = call.hash.get("includeZero")
+            if isinstance(zero_expr, Literal):  # includeZero=true: decided now
+                test = f"_t({value}, {is_true(zero_expr.value, False)})"
+            elif zero_expr is not None:
+                test = f"_t({value}, _t({self.expr(zero_expr, scope)}, False))"
             else:  # booleans decided without a call
                 test = f"({value} is True or ({value} is not False and _t({value}, False)))"
         return test if name == "if" else f"not {test}"
