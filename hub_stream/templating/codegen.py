@@ -277,7 +277,7 @@ class _Generator:
                 raise Unsupported
             else:
                 raise Unsupported
-        if text_length:
+        if text_length and scope.frames:  # outside loops, texts are bounded by the template (the caller checks the total)
             self.emit(f"_n += {self.const(text_length)}")
         if not pieces:
             return self.const("")
