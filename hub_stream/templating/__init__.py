@@ -6,7 +6,7 @@ helpers=None, partials=None, escape="html")``; and the LbApiPayloadTemplate laye
 ``parse_payload_template`` → ``PayloadTemplate.route`` / ``.render_row``.
 """
 
-from hub_stream.templating.parser import TemplateError, TemplateSyntaxError
+from hub_stream.templating.errors import TemplateError, TemplateRenderError, TemplateSyntaxError
 from hub_stream.templating.payload import (
     PayloadTemplate,
     PayloadTemplateError,
@@ -15,7 +15,8 @@ from hub_stream.templating.payload import (
     RowRenderError,
     parse_payload_template,
 )
-from hub_stream.templating.runtime import Options, Template, TemplateRenderError, compile_template
+from hub_stream.templating.runtime import Options
+from hub_stream.templating.template import Template, compile_template
 from hub_stream.templating.values import UNDEFINED, SafeString
 
 __all__ = [

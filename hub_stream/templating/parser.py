@@ -1,8 +1,11 @@
 """Handlebars source → AST. Template text is only ever data here: nothing is executed.
 
-Two passes: the lexer cuts the source into text and tags (with Handlebars'
-whitespace control ``~`` and standalone-line stripping applied), then the
-parser builds nested nodes from the tags' expressions.
+Two passes: the lexer (lexer.py) cuts the source into text and tags (with
+Handlebars' whitespace control ``~`` and standalone-line stripping applied),
+then the parser builds nested nodes from the tags' expressions. Every limit
+(nesting, subexpression depth, ``else if`` chain length, source size, time)
+is a TemplateSyntaxError with line and column; nothing here recurses deeper
+than those limits allow.
 """
 
 from __future__ import annotations
@@ -11,22 +14,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from hub_stream.templating.errors import TemplateError, TemplateSyntaxError
+from hub_stream.templating.lexer import Clock, Tag, Token, apply_whitespace_rules, lex
+
 MAX_SOURCE = 256 * 1024
 MAX_NESTING = 100
+MAX_SUBEXPRESSION_DEPTH = 50
+MAX_ELSE_CHAIN = 1000
 
-
-class TemplateError(ValueError):
-    """Any problem with a template."""
-
-
-class TemplateSyntaxError(TemplateError):
-    """The source is not a valid template; ``line`` and ``column`` are 1-based."""
-
-    def __init__(self, reason: str, line: int, column: int) -> None:
-        super().__init__(f"line {line}, column {column}: {reason}")
-        self.reason = reason
-        self.line = line
-        self.column = column
+__all__ = ["TemplateError", "TemplateSyntaxError", "parse", "parse_call"]
 
 
 # --- AST ---------------------------------------------------------------------
@@ -95,6 +91,7 @@ class Partial:
     line: int
     column: int
     block: list[Node] | None = None  # {{#> name}}fallback{{/name}}
+    block_params: list[str] = field(default_factory=list)  # {{#> name as |x|}}
 
 
 @dataclass(slots=True)
@@ -104,169 +101,6 @@ class InlinePartial:
 
 
 Node = Union[Text, Mustache, Block, Partial, InlinePartial]
-
-
-# --- lexer -------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Tag:
-    kind: str  # comment raw mustache open inverse else close partial partial_block inline
-    body: str
-    strip_left: bool
-    strip_right: bool
-    line: int
-    column: int
-    indent: str = ""
-
-
-_STANDALONE_KINDS = {"comment", "open", "inverse", "else", "close", "partial", "partial_block", "inline"}
-
-
-def _position(source: str, index: int) -> tuple[int, int]:
-    line = source.count("\n", 0, index) + 1
-    column = index - (source.rfind("\n", 0, index) + 1) + 1
-    return line, column
-
-
-def _lex(source: str) -> list[str | _Tag]:
-    out: list[str | _Tag] = []
-    i = 0
-    n = len(source)
-    while i < n:
-        start = source.find("{{", i)
-        if start < 0:
-            out.append(source[i:])
-            break
-        # \{{ escapes a mustache: the braces are text.
-        if start > 0 and source[start - 1] == "\\" and not (start > 1 and source[start - 2] == "\\"):
-            out.append(source[i : start - 1])
-            nxt = source.find("{{", start + 2)
-            stop = n if nxt < 0 else nxt
-            out.append(source[start:stop])
-            i = stop
-            continue
-        if start > i:
-            out.append(source[i:start])
-        line, column = _position(source, start)
-        j = start + 2
-        strip_left = j < n and source[j] == "~"
-        if strip_left:
-            j += 1
-        if source.startswith("!--", j):
-            end = source.find("--", j + 3)
-            while end >= 0 and not re.match(r"--~?}}", source[end:]):
-                end = source.find("--", end + 1)
-            if end < 0:
-                raise TemplateSyntaxError("unclosed comment {{!-- … --}}", line, column)
-            close = re.match(r"--(~?)}}", source[end:])
-            assert close is not None
-            out.append(_Tag("comment", "", strip_left, bool(close.group(1)), line, column))
-            i = end + close.end()
-            continue
-        if j < n and source[j] == "{":
-            end = source.find("}}}", j + 1)
-            if end < 0:
-                raise TemplateSyntaxError("unclosed triple-stash {{{ … }}}", line, column)
-            body = source[j + 1 : end]
-            strip_right = body.endswith("~")
-            if strip_right:
-                body = body[:-1]
-            # {{~{x}~}}: the ~ sits before the last brace
-            if body.endswith("}") and False:  # pragma: no cover
-                pass
-            out.append(_Tag("raw", body.rstrip("}").strip(), strip_left, strip_right, line, column))
-            i = end + 3
-            continue
-        end = source.find("}}", j)
-        if end < 0:
-            raise TemplateSyntaxError("unclosed tag: '{{' without '}}'", line, column)
-        body = source[j:end]
-        strip_right = body.endswith("~")
-        if strip_right:
-            body = body[:-1]
-        i = end + 2
-        out.append(_classify(body, strip_left, strip_right, line, column))
-    return out
-
-
-def _classify(body: str, strip_left: bool, strip_right: bool, line: int, column: int) -> _Tag:
-    text = body.strip()
-    if text.startswith("!"):
-        return _Tag("comment", "", strip_left, strip_right, line, column)
-    if text.startswith("#>"):
-        return _Tag("partial_block", text[2:].strip(), strip_left, strip_right, line, column)
-    if text.startswith("#*"):
-        return _Tag("inline", text[2:].strip(), strip_left, strip_right, line, column)
-    if text.startswith("#"):
-        return _Tag("open", text[1:].strip(), strip_left, strip_right, line, column)
-    if text.startswith("^"):
-        rest = text[1:].strip()
-        kind = "else" if rest == "" else "inverse"
-        return _Tag(kind, rest, strip_left, strip_right, line, column)
-    if text.startswith("/"):
-        return _Tag("close", text[1:].strip(), strip_left, strip_right, line, column)
-    if text.startswith(">"):
-        return _Tag("partial", text[1:].strip(), strip_left, strip_right, line, column)
-    if text == "else" or re.match(r"else\s", text):
-        return _Tag("else", text[4:].strip(), strip_left, strip_right, line, column)
-    if text.startswith("&"):
-        return _Tag("raw", text[1:].strip(), strip_left, strip_right, line, column)
-    if text.startswith("{") or text.startswith("="):
-        raise TemplateSyntaxError(f"unsupported tag {{{{{text}}}}}", line, column)
-    return _Tag("mustache", text, strip_left, strip_right, line, column)
-
-
-_LINE_START = re.compile(r"(?:^|\n)([ \t]*)$")
-_LINE_END = re.compile(r"^[ \t]*(\r?\n|$)")
-
-
-def _apply_whitespace_rules(tokens: list[str | _Tag]) -> list[str | _Tag]:
-    """Standalone block/comment/partial lines disappear; ``~`` strips neighbouring whitespace.
-
-    Standalone status is decided on the original tokens, then applied, so two
-    standalone tags on consecutive lines are both recognised.
-    """
-    toks: list[str | _Tag] = list(tokens)
-    last = len(toks) - 1
-    cuts: dict[int, list[int]] = {}  # text index -> [chars to drop at start, chars to drop at end]
-    for k, tok in enumerate(toks):
-        if not isinstance(tok, _Tag) or tok.kind not in _STANDALONE_KINDS:
-            continue
-        before = toks[k - 1] if k > 0 else None
-        after = toks[k + 1] if k < last else None
-        if isinstance(before, _Tag) or isinstance(after, _Tag):
-            continue
-        prefix = ""
-        if before is not None:
-            m = _LINE_START.search(before)
-            if m is None or ("\n" not in before and k - 1 != 0):
-                continue
-            prefix = m.group(1)
-        drop_after = 0
-        if after is not None:
-            m2 = _LINE_END.match(after)
-            if m2 is None or (m2.group(1) == "" and k + 1 != last):
-                continue
-            drop_after = m2.end()
-        if before is not None:
-            cuts.setdefault(k - 1, [0, 0])[1] = len(prefix)
-        if after is not None:
-            cuts.setdefault(k + 1, [0, 0])[0] = drop_after
-        if tok.kind == "partial":
-            tok.indent = prefix
-    for idx, (head, tail) in cuts.items():
-        text = toks[idx]
-        assert isinstance(text, str)
-        toks[idx] = text[head : len(text) - tail]
-    for k, tok in enumerate(toks):
-        if not isinstance(tok, _Tag):
-            continue
-        if tok.strip_left and k > 0 and isinstance(toks[k - 1], str):
-            toks[k - 1] = str(toks[k - 1]).rstrip()
-        if tok.strip_right and k < last and isinstance(toks[k + 1], str):
-            toks[k + 1] = str(toks[k + 1]).lstrip()
-    return toks
 
 
 # --- expressions -------------------------------------------------------------
@@ -311,6 +145,10 @@ def _tokens(text: str, line: int, column: int) -> list[tuple[str, str]]:
 def _parse_path(text: str, line: int, column: int) -> PathExpr:
     data = text.startswith("@")
     rest = text[1:] if data else text
+    if "[" not in rest and "/" not in rest and not rest.startswith(".") and not rest.endswith("."):
+        parts = rest.split(".")  # the usual a.b.c: no segment literals, ../ or ./
+        if "" not in parts and "this" not in parts and ".." not in rest:
+            return PathExpr(data=data, depth=0, parts=tuple(parts), original=text)
     if rest in (".", ".."):
         return PathExpr(data=data, depth=len(rest) - 1, parts=(), original=text, this=rest == ".")
     parts: list[str] = []
@@ -354,10 +192,9 @@ def _parse_path(text: str, line: int, column: int) -> PathExpr:
 
 
 def _literal(kind: str, raw: str) -> Literal:
-    if kind == "string":
-        body = raw[1:-1]
-        # As handlebars.js: only an escaped quote loses its backslash ("\d+" stays \d+).
-        return Literal(body.replace("\\" + raw[0], raw[0]), raw)
+    if kind == "string":  # as handlebars.js: only the escaped quote loses its backslash
+        quote = raw[0]
+        return Literal(raw[1:-1].replace("\\" + quote, quote), raw)
     return Literal(float(raw) if "." in raw else int(raw), raw)
 
 
@@ -368,6 +205,7 @@ class _ExprParser:
     def __init__(self, text: str, line: int, column: int) -> None:
         self.toks = _tokens(text, line, column)
         self.i = 0
+        self.depth = 0
         self.line = line
         self.column = column
         self.text = text
@@ -390,7 +228,11 @@ class _ExprParser:
         if kind in ("string", "number"):
             return _literal(kind, raw)
         if kind == "open":
+            self.depth += 1
+            if self.depth > MAX_SUBEXPRESSION_DEPTH:
+                raise self.error(f"subexpressions nested deeper than {MAX_SUBEXPRESSION_DEPTH}")
             call = self.call(closing=True)
+            self.depth -= 1
             return SubExpr(call)
         if kind == "path":
             if raw in _KEYWORDS:
@@ -404,6 +246,9 @@ class _ExprParser:
 
     def call(self, *, closing: bool = False) -> Call:
         head = self.value()
+        if isinstance(head, Literal):  # {{"foo bar"}}, {{12}}, {{true}}: names, as in handlebars.js
+            name = head.value if isinstance(head.value, str) else head.original
+            head = PathExpr(data=False, depth=0, parts=(name,), original=name)
         params: list[Expr] = []
         hash_: dict[str, Expr] = {}
         while True:
@@ -460,49 +305,58 @@ def parse_call(text: str, line: int, column: int, *, allow_block_params: bool = 
 
 
 class _Parser:
-    def __init__(self, tokens: list[str | _Tag]) -> None:
+    def __init__(self, tokens: list[Token], clock: Clock) -> None:
         self.tokens = tokens
         self.i = 0
+        self.clock = clock
 
-    def program(self, depth: int, stop: set[str]) -> tuple[list[Node], _Tag | None]:
+    def program(self, depth: int, stop: set[str]) -> tuple[list[Node], Tag | None]:
         nodes: list[Node] = []
+        texts: list[str] = []  # adjacent texts, joined once
         while self.i < len(self.tokens):
             tok = self.tokens[self.i]
             if isinstance(tok, str):
                 self.i += 1
                 if tok:
-                    if nodes and isinstance(nodes[-1], Text):
-                        nodes[-1] = Text(nodes[-1].value + tok)
-                    else:
-                        nodes.append(Text(tok))
+                    texts.append(tok)
                 continue
+            if texts:
+                nodes.append(Text("".join(texts)))
+                texts = []
             if tok.kind in ("else", "close"):
                 if tok.kind not in stop:
                     what = "{{/" + tok.body + "}}" if tok.kind == "close" else "{{else}}"
                     raise TemplateSyntaxError(f"{what} without an open block", tok.line, tok.column)
                 return nodes, tok
             self.i += 1
+            self.clock.step(tok.line, tok.column)
             if depth > MAX_NESTING:
                 raise TemplateSyntaxError(f"blocks nested deeper than {MAX_NESTING}", tok.line, tok.column)
             node = self.node(tok, depth)
             if node is not None:
                 nodes.append(node)
+        if texts:
+            nodes.append(Text("".join(texts)))
         return nodes, None
 
-    def node(self, tok: _Tag, depth: int) -> Node | None:
+    def node(self, tok: Tag, depth: int) -> Node | None:
         if tok.kind == "comment":
             return None
         if tok.kind in ("mustache", "raw"):
             call, _ = parse_call(tok.body, tok.line, tok.column)
             return Mustache(call, tok.kind == "mustache", tok.line, tok.column)
+        if tok.kind == "raw_block":
+            call, _ = parse_call(tok.body, tok.line, tok.column)
+            content: list[Node] = [Text(tok.content)] if tok.content else []
+            return Block(call, content, None, [], False, tok.line, tok.column)
         if tok.kind == "partial":
             name, context, hash_ = self.partial_parts(tok)
             return Partial(name, context, hash_, tok.indent, tok.line, tok.column)
         if tok.kind == "partial_block":
-            name, context, hash_ = self.partial_parts(tok)
+            name, context, hash_, params = self.partial_parts(tok, allow_block_params=True)
             program, end = self.program(depth + 1, {"close"})
             self.expect_close(tok, end, _expr_name(name))
-            return Partial(name, context, hash_, "", tok.line, tok.column, block=program)
+            return Partial(name, context, hash_, "", tok.line, tok.column, block=program, block_params=params)
         if tok.kind == "inline":
             call, _ = parse_call(tok.body, tok.line, tok.column)
             if not (isinstance(call.path, PathExpr) and call.path.parts == ("inline",)) or len(call.params) != 1 or not isinstance(call.params[0], Literal):
@@ -514,56 +368,53 @@ class _Parser:
             return self.block(tok, depth)
         raise TemplateSyntaxError(f"unexpected tag {tok.kind}", tok.line, tok.column)  # pragma: no cover
 
-    def partial_parts(self, tok: _Tag) -> tuple[Expr, Expr | None, dict[str, Expr]]:
-        call, _ = parse_call(tok.body, tok.line, tok.column)
+    def partial_parts(self, tok: Tag, *, allow_block_params: bool = False) -> Any:
+        call, params = parse_call(tok.body, tok.line, tok.column, allow_block_params=allow_block_params)
         if len(call.params) > 1:
             raise TemplateSyntaxError("a partial takes at most one context argument", tok.line, tok.column)
         name: Expr = call.path
         if isinstance(name, PathExpr) and not name.data:
-            name = Literal(name.original, name.original)  # {{> foo.bar}} names a partial, it is not a lookup
-        return name, (call.params[0] if call.params else None), call.hash
+            # {{> foo.bar}} and {{> [my-partial]}} name a partial, they are no lookups
+            plain = re.sub(r"\[([^\]]*)\]", r"\1", name.original)
+            name = Literal(plain, plain)
+        parts = (name, (call.params[0] if call.params else None), call.hash)
+        return (*parts, params) if allow_block_params else parts
 
-    def block(self, tok: _Tag, depth: int) -> Block:
+    def block(self, tok: Tag, depth: int) -> Block:
+        """A block and its ``{{else if …}}`` chain, read in a loop (a chain is as long as it likes, up to MAX_ELSE_CHAIN)."""
         call, params = parse_call(tok.body, tok.line, tok.column, allow_block_params=True)
         program, end = self.program(depth + 1, {"else", "close"})
-        inverse: list[Node] | None = None
-        if end is not None and end.kind == "else":
+        root = Block(call, program, None, params, tok.kind == "inverse", tok.line, tok.column)
+        current = root
+        chained = 0
+        while end is not None and end.kind == "else":
             self.i += 1
-            if end.body:  # {{else if x}}: a chained block that ends with the outer close
-                chained_call, chained_params = parse_call(end.body, end.line, end.column, allow_block_params=True)
-                chained = self.chained(chained_call, chained_params, end, depth + 1)
-                inverse = [chained]
-                end = self.tokens[self.i - 1] if False else self.current_close()
-            else:
-                inverse, end = self.program(depth + 1, {"close"})
+            if not end.body:
+                current.inverse, end = self.program(depth + 1, {"close"})
+                break
+            chained += 1
+            if chained > MAX_ELSE_CHAIN:
+                raise TemplateSyntaxError(f"more than {MAX_ELSE_CHAIN} {{{{else …}}}} in one block", end.line, end.column)
+            next_call, next_params = parse_call(end.body, end.line, end.column, allow_block_params=True)
+            next_program, next_end = self.program(depth + 1, {"else", "close"})
+            link = Block(next_call, next_program, None, next_params, False, end.line, end.column)
+            current.inverse = [link]
+            current, end = link, next_end
         self.expect_close(tok, end, _expr_name(call.path))
-        inverted = tok.kind == "inverse"
-        if inverted:
-            program, inverse = inverse or [], program
-        return Block(call, program, inverse, params, inverted, tok.line, tok.column)
+        if root.inverted:
+            root.program, root.inverse = root.inverse or [], root.program
+        return root
 
-    def chained(self, call: Call, params: list[str], tok: _Tag, depth: int) -> Block:
-        program, end = self.program(depth + 1, {"else", "close"})
-        inverse: list[Node] | None = None
-        if end is not None and end.kind == "else":
-            self.i += 1
-            if end.body:
-                c2, p2 = parse_call(end.body, end.line, end.column, allow_block_params=True)
-                inverse = [self.chained(c2, p2, end, depth + 1)]
-            else:
-                inverse, end = self.program(depth + 1, {"close"})
-        if end is None:
-            raise TemplateSyntaxError("unclosed {{else}} chain", tok.line, tok.column)
-        return Block(call, program, inverse, params, False, tok.line, tok.column)
-
-    def current_close(self) -> _Tag | None:
-        tok = self.tokens[self.i] if self.i < len(self.tokens) else None
-        return tok if isinstance(tok, _Tag) and tok.kind == "close" else None
-
-    def expect_close(self, open_tag: _Tag, end: _Tag | None, name: str) -> None:
+    def expect_close(self, open_tag: Tag, end: Tag | None, name: str) -> None:
         if end is None or end.kind != "close":
             raise TemplateSyntaxError(f"unclosed block '{name}'", open_tag.line, open_tag.column)
-        if end.body.strip() != name:
+        closing = end.body.strip()
+        if closing != name:
+            try:
+                closing = _expr_name(parse_call(closing, end.line, end.column)[0].path)
+            except TemplateSyntaxError:
+                pass
+        if closing != name:
             raise TemplateSyntaxError(
                 f"'{{{{/{end.body.strip()}}}}}' does not close '{name}' (opened at line {open_tag.line})",
                 end.line,
@@ -586,8 +437,16 @@ def parse(source: str) -> list[Node]:
         raise TemplateSyntaxError("a template must be a string", 1, 1)
     if len(source) > MAX_SOURCE:
         raise TemplateSyntaxError(f"template longer than {MAX_SOURCE} characters", 1, 1)
-    tokens = _apply_whitespace_rules(_lex(source))
-    parser = _Parser(tokens)
+    clock = Clock()
+    tokens = apply_whitespace_rules(lex(source, clock))
+    parser = _Parser(tokens, clock)
     nodes, end = parser.program(0, set())
     assert end is None
     return nodes
+
+
+def simple_name(expr: Expr) -> str | None:
+    """The name a call's head may be a helper under: ``foo``, or dotted ``String.ToUpper``; else None."""
+    if isinstance(expr, PathExpr) and not expr.data and not expr.this and expr.depth == 0 and expr.parts:
+        return expr.parts[0] if len(expr.parts) == 1 else ".".join(expr.parts)
+    return None

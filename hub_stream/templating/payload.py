@@ -10,13 +10,14 @@ and events without one; no match and no default: the event is ignored.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Literal
 
-from hub_stream.templating.parser import TemplateError, TemplateSyntaxError
-from hub_stream.templating.runtime import Template, TemplateRenderError, compile_template
+from hub_stream.templating.errors import TemplateError, TemplateRenderError, TemplateSyntaxError
+from hub_stream.templating.template import Template, compile_template
 from hub_stream.templating.validation import check_helper_names
 
 DEFAULT_KEYS = ("_default", "*")
@@ -162,7 +163,10 @@ class PayloadTemplate:
             raise RowRenderError("row is not valid JSON (nested too deeply)", event_id=event_id, entry=entry.key, code="row_not_json") from None
         if not isinstance(row, dict):
             raise RowRenderError(f"row is not a JSON object (got {_json_kind(row)})", event_id=event_id, entry=entry.key, code="row_not_object")
-        return RenderedRow(entry.import_process_id, _compact(row))
+        line = _compact(row)
+        if not line.isascii() and _SURROGATE.search(line):  # a lone surrogate (decoded from \\ud800 by _load)
+            line = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
+        return RenderedRow(entry.import_process_id, line)
 
 
 # The row check and compaction are json.loads and json.dumps(separators=(",", ":"),
@@ -170,6 +174,7 @@ class PayloadTemplate:
 # layers (dumps builds a new encoder per call), so the row path calls the same C
 # scanner and a C encoder built once, and leaves every failure to json.loads.
 _scan_once = json.JSONDecoder().scan_once
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # no UTF-8 for these: a row never holds one
 _JSON_SPACE = " \t\n\r"
 
 

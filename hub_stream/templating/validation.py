@@ -22,7 +22,7 @@ from hub_stream.templating.parser import (
     TemplateSyntaxError,
     parse,
 )
-from hub_stream.templating.runtime import BUILTIN_HELPERS, call_name
+from hub_stream.templating.runtime import BUILTIN_HELPERS, helper_name_of
 
 
 def _calls(expr: Expr) -> Iterator[Call]:
@@ -58,7 +58,7 @@ def check_helper_names(source: str) -> None:
     for call, line, column in _tags(parse(source)):
         if not call.params and not call.hash:
             continue
-        name = call_name(call)
+        name = helper_name_of(call.path)
         if name is None or name not in BUILTIN_HELPERS:
             shown = name if name is not None else _written(call)
             raise TemplateSyntaxError(f"unknown helper {shown!r}", line, column)

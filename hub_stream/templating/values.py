@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from json.encoder import encode_basestring as _encode_json_string
 from typing import Any
 
@@ -30,7 +31,32 @@ class SafeString(str):
     """Text a helper returns that must not be escaped again."""
 
 
-def js_number(value: float | int) -> str:
+def get_key(value: Any, key: str) -> Any:
+    """``value[key]`` as a template reads it: dict keys, list indexes and ``length``, nothing else."""
+    if isinstance(value, dict):
+        return value.get(key, UNDEFINED)
+    if isinstance(value, list):
+        if key == "length":
+            return len(value)
+        if key.isdigit() and key.isascii():
+            index = int(key)
+            return value[index] if index < len(value) else UNDEFINED
+        return UNDEFINED
+    if isinstance(value, str) and key == "length":
+        return len(value)
+    return UNDEFINED
+
+
+def print_escaped(value: Any, escape: Callable[[str], str]) -> str:
+    """What ``{{value}}`` prints: a SafeString as it is, anything else escaped."""
+    if type(value) is str:
+        return escape(value)
+    if isinstance(value, SafeString):
+        return js_string(value)
+    return escape(js_string(value))
+
+
+def js_number(value: float) -> str:
     """A number as JavaScript's String(n) prints it."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -101,7 +127,13 @@ def escape_html(text: str) -> str:
     return _HTML_RE.sub(lambda m: _HTML[m.group()], text)
 
 
-_JSON_RE = re.compile(r'["\\\x00-\x1f]')
+_JSON_RE = re.compile(r'["\\\x00-\x1f\ud800-\udfff]')
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _escape_surrogates(text: str) -> str:
+    """Lone surrogates (no UTF-8 for them) as JSON escapes: the text then always encodes."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 # Which text an escape would change: a search that finds nothing means the text
 # prints as it is, so callers can check many values in one pass (see runtime).
@@ -125,9 +157,10 @@ def escape_json(text: str) -> str:
     The json module's own string encoder (C) escapes exactly those characters
     (``\\n``, ``\\u0001``...) and leaves everything else, non-ASCII too, as it is.
     """
-    if not _JSON_RE.search(text):
+    if not needs_json_escape(text):
         return text
-    return _encode_json_string(text)[1:-1]
+    escaped = _encode_json_string(text)[1:-1]
+    return escaped if escaped.isascii() or not _SURROGATE.search(escaped) else _escape_surrogates(escaped)
 
 
 # One encoder, built once: json.dumps with these arguments builds a new one per call.
@@ -140,7 +173,8 @@ def json_literal(value: Any) -> str:
     kind = type(value)
     # Scalars are most of what rows hold: print them as _plain + the encoder would.
     if kind is str:
-        return _encode_json_string(value)
+        text = _encode_json_string(value)
+        return text if text.isascii() or not _SURROGATE.search(text) else _escape_surrogates(text)
     if kind is bool:
         return "true" if value else "false"
     if kind is int:
@@ -151,7 +185,8 @@ def json_literal(value: Any) -> str:
         if value.is_integer():  # not for NaN and infinities
             return str(int(value)) if abs(value) < 1e21 else repr(value)
         return "null" if math.isnan(value) or value in _INFINITIES else repr(value)
-    return _COMPACT_JSON.encode(_plain(value))
+    text = _COMPACT_JSON.encode(_plain(value))
+    return text if text.isascii() or not _SURROGATE.search(text) else _escape_surrogates(text)
 
 
 def _plain(value: Any) -> Any:

@@ -53,7 +53,9 @@ def render(source: str, context: Any = None, **kwargs: Any) -> str:
         ("{{xs}} {{o}}", {"xs": [1, [2, 3], None, "s"], "o": {"a": 1}}, "1,2,3,,s [object Object]"),
         ("{{@root.top}}{{#each xs}}{{@root.top}}{{/each}}", {"top": "T", "xs": [1]}, "TT"),
         ("{{s.length}} {{xs.length}}", {"s": "abcd", "xs": [1, 2]}, "4 2"),
-        ("{{true}} {{false}} {{null}} {{undefined}} {{\"str\"}} {{12}}", {}, "true false   str 12"),
+        # literals in a name's place are names, as in handlebars.js
+        ("{{true}} {{false}} {{null}} {{undefined}} {{\"str\"}} {{12}}|", {}, "     |"),
+        ("{{true}} {{\"a b\"}} {{12}}", {"true": "T", "a b": "AB", "12": "twelve"}, "T AB twelve"),
         ("\\{{not}} {{x}}", {"x": 1}, "{{not}} 1"),
     ],
 )
@@ -72,7 +74,12 @@ def test_partials_with_context_hash_blocks_and_inline() -> None:
     assert render("{{#> layout}}body {{x}}{{/layout}}", {"x": 1}, partials=partials) == "<main>body 1</main>"
     assert render("{{#> missing}}fallback{{/missing}}", {}) == "fallback"
     assert render('{{#*inline "row"}}<{{this}}>{{/inline}}{{#each xs}}{{> row}}{{/each}}', {"xs": [1, 2]}) == "<1><2>"
-    assert render("{{> (which)}}", {"which": "person", "name": "Bo"}, partials=partials) == "Bo ()"
+    assert render('{{> (lookup . "which")}}', {"which": "person", "name": "Bo"}, partials=partials) == "Bo ()"
+    # (which) calls a helper, as in handlebars.js: a value there is an error, a missing name too
+    with pytest.raises(TemplateRenderError, match="'which' is not a helper"):
+        render("{{> (which)}}", {"which": "person"}, partials=partials)
+    with pytest.raises(TemplateRenderError, match="line 1, column 3: The partial '' could not be found"):
+        render("x {{> (nothing)}}", {}, partials=partials)
 
 
 def test_registered_helpers_inline_and_block() -> None:
@@ -129,3 +136,37 @@ def test_syntax_errors_carry_line_and_column(source: str, line: int, column: int
 
 def test_compiled_templates_are_cached_by_source() -> None:
     assert compile_template("{{a}} cached") is compile_template("{{a}} cached")
+
+
+def _identity_block(options: Any) -> str:
+    return options.fn()
+
+
+@pytest.mark.parametrize(
+    ("source", "context", "expected"),
+    [
+        # the areas issue 23 found differing from handlebars.js
+        ('{{"foo bar"}}|{{12}}|{{true}}|{{[a b]}}', {"foo bar": 1, "12": 2, "true": 3, "a b": 4}, "1|2|3|4"),
+        ("\\\\{{foo}} \\{{foo}} \\{{a}}\\{{b}}", {"foo": "F"}, "\\F {{foo}} {{a}}{{b}}"),
+        ('{{lookup o "a}}b"}}|{{lookup o \'}}\'}}', {"o": {"a}}b": "x", "}}": "y"}}, "x|y"),
+        ("a {{~{foo}~}} b", {"foo": "<F>"}, "a<F>b"),
+        ("{{#each xs}}{{#if true}}{{../n}}-{{../../n}}{{/if}}{{/each}}", {"xs": [1], "n": "N", "true": 1}, "N-"),
+        ("{{#with o as |me|}}{{#> box}}{{me.v}}{{/box}}{{/with}}", {"o": {"v": "ok"}}, "[ok]"),
+        ("{{{{raw}}}} {{x}} {{{{/raw}}}}", {"x": 1}, " {{x}} "),
+    ],
+)
+def test_handlebars_fidelity(source: str, context: Any, expected: str) -> None:
+    partials = {"box": "[{{> @partial-block}}]"}
+    assert render(source, context, partials=partials, helpers={"raw": _identity_block}) == expected
+
+
+def test_partials_see_their_own_context_only_through_dot_dot() -> None:
+    partials = {"p": "{{name}}/{{../name}}/{{@root.name}}", "[my-partial]": "no", "my-partial": "yes"}
+    source = "{{#each xs}}{{> p}} {{/each}}{{> [my-partial]}}"
+    assert render(source, {"name": "root", "xs": [{"name": "a"}]}, partials=partials) == "a//root yes"
+
+
+def test_standalone_partials_keep_their_indent_and_tilde_drops_it() -> None:
+    partials = {"p": "one\ntwo\n"}
+    assert render("x\n  {{> p}}\ny", {}, partials=partials) == "x\n  one\n  two\ny"
+    assert render("x\n  {{~> p}}\ny", {}, partials=partials) == "xone\ntwo\ny"

@@ -181,6 +181,28 @@ def test_helper_names_ignore_case_as_in_handlebars_net(template: str) -> None:
     assert render(template) == "ab"
 
 
+# Each template kind below renders by another program (flat, native candidate, closures):
+# all resolve the name the same way and print the result the .NET way.
+SHADOWING = {"xs": [1, 2], "x": True, "constants": {"math": {"pi": "a lookup"}}, "math": {"equal": "a lookup"}}
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{constants.math.pi}}", "3.141592653589793"),
+        ("{{{[CONSTANTS.MATH.PI]}}}", "3.141592653589793"),
+        ("{{#each xs}}{{constants.math.pi}};{{/each}}", "3.141592653589793;3.141592653589793;"),
+        ("{{#if x}}{{[Constants.Math.E]}}{{/if}}", "2.718281828459045"),
+        ("{{#each xs}}{{math.equal this 1}}{{#if @last}}.{{/if}}{{/each}}", "TrueFalse."),
+        ("{{#with xs}}{{Math.Divide 1 4}} {{Math.Multiply 1.5 1000000000000000}}{{/with}}", "0.25 1.5E+15"),
+    ],
+)
+def test_every_program_kind_calls_helpers_by_the_same_name(template: str, expected: str) -> None:
+    compiled = compile_template(template)
+    assert compiled._flat is None and compiled._native is None  # a helper call: no program that would read a path
+    assert render(template, SHADOWING) == expected
+
+
 def test_a_dotted_path_that_is_no_helper_is_still_a_lookup() -> None:
     assert render("{{course.code}}|{{String.x}}", {"course": {"code": "C1"}, "String": {"x": "y"}}) == "C1|y"
 

@@ -76,18 +76,32 @@ def test_non_string_template_is_refused() -> None:
         compile_template(123)  # type: ignore[arg-type]
 
 
+# The one module that turns generated source into a function, and how often it
+# may: once each. Its source holds no template text (test_codegen.py fuzzes that).
+CODE_GENERATOR = "codegen.py"
+GENERATOR_CALLS = {"compile": 1, "exec": 1}
+
+
 def test_engine_never_compiles_or_evals_text() -> None:
-    """No call of eval, exec, compile, getattr or __import__, and no importlib, anywhere in the engine."""
+    """No call of eval, exec, compile, getattr or __import__, and no importlib, anywhere in the engine.
+
+    Except: codegen.py compiles and runs the source it generated, once each.
+    """
     import ast
 
     import hub_stream.templating as pkg
 
     banned = {"eval", "exec", "compile", "getattr", "__import__", "setattr", "vars", "globals"}
+    generator_calls: dict[str, int] = {}
     for path in Path(pkg.__file__).parent.rglob("*.py"):  # the helper packages too
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                if path.name == CODE_GENERATOR and node.func.id in GENERATOR_CALLS:
+                    generator_calls[node.func.id] = generator_calls.get(node.func.id, 0) + 1
+                    continue
                 assert node.func.id not in banned, f"{path.name}:{node.lineno} calls {node.func.id}"
             if isinstance(node, ast.Import | ast.ImportFrom):
                 names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
                 assert not any(n.startswith("importlib") for n in names), f"{path.name}:{node.lineno}"
+    assert generator_calls == GENERATOR_CALLS

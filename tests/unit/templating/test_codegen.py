@@ -1,0 +1,192 @@
+"""Native programs: template text never becomes Python source, and they print what the closures print.
+
+The generator may write only its own constructs; every name, literal and text
+from a template goes into the constants table K. The fuzz test below builds
+templates out of hostile text (quotes, backslashes, newlines, Python code,
+the generator's own identifiers) and checks the generated source token by
+token: no string literal at all, no name the generator did not write, no
+number but K's indexes and its own few.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import keyword
+import random
+import re
+import tokenize
+from typing import Any
+
+import pytest
+
+from hub_stream.templating import TemplateRenderError, TemplateSyntaxError, compile_template
+from hub_stream.templating.codegen import RUNTIME, Unsupported, generate
+from hub_stream.templating.parser import parse
+
+HOSTILE = [
+    "x", "a b", "__import__('os').system('id')", "K", "K[0]", "_c0", "U", "_esc", "exec", "eval", "render",
+    '"', "'", '"""', "\\", "\\n", "\n", "#", ")", "(", "{", "}", ";", "lambda: 0", "import os", "é", "𝄞",
+    "\x00", "\u2028", "1e9", "0x1f", "class", "def", "return", "_v1", "_s2", "__class__", "None", "True",
+]  # fmt: skip
+GENERATED_NAME = re.compile(r"_(?:v|s|c|k|m|i|key|p)\d+")
+OWN_NAMES = {"get", "append", "K", "render", "_n", "_next", "_cap", "_deadline", "_data", "_esc", "_c0", *RUNTIME}
+OWN_NUMBERS = {"0", "1", "255"}
+
+
+def _segment(rng: random.Random) -> str:
+    text = rng.choice(HOSTILE)
+    return "[" + text.replace("]", "") + "]"
+
+
+def _string(rng: random.Random) -> str:
+    text = rng.choice(HOSTILE).replace('"', "")
+    return '"' + text + '"'
+
+
+def _path(rng: random.Random, params: list[str]) -> str:
+    kind = rng.randrange(8)
+    if kind == 0 and params:
+        return rng.choice(params) + "." + _segment(rng)
+    if kind == 1:
+        return "@" + rng.choice(["index", "key", "first", "last", "root", "event", "../index"]) + "." + _segment(rng)
+    if kind == 2:
+        return "../" + _segment(rng)
+    if kind == 3:
+        return "this"
+    return ".".join(_segment(rng) for _ in range(rng.randint(1, 3)))
+
+
+def _value(rng: random.Random, params: list[str]) -> str:
+    kind = rng.randrange(6)
+    if kind == 0:
+        return _string(rng)
+    if kind == 1:
+        return str(rng.choice([0, 7, -3, 1.5, 123456]))
+    if kind == 2:
+        return f"(lookup {_path(rng, params)} {_string(rng)})"
+    if kind == 3:
+        return f"(json {_path(rng, params)})"
+    return _path(rng, params)
+
+
+def _template(rng: random.Random, depth: int = 0, params: list[str] | None = None) -> str:
+    params = params or []
+    out = []
+    for _ in range(rng.randint(1, 5)):
+        kind = rng.randrange(9 if depth < 3 else 5)
+        if kind == 0:
+            out.append(rng.choice(HOSTILE).replace("{", "(").replace("}", ")"))
+        elif kind == 1:
+            out.append("{{" + _path(rng, params) + "}}")
+        elif kind == 2:
+            out.append("{{{" + _path(rng, params) + "}}}")
+        elif kind == 3:
+            out.append("{{json " + _value(rng, params) + "}}")
+        elif kind == 4:
+            out.append("{{lookup " + _path(rng, params) + " " + _value(rng, params) + "}}")
+        elif kind == 5:
+            zero = " includeZero=" + _value(rng, params) if rng.random() < 0.3 else ""
+            chain = "".join("{{else if " + _value(rng, params) + "}}" + _template(rng, depth + 1, params) for _ in range(rng.randint(0, 2)))
+            out.append("{{#if " + _value(rng, params) + zero + "}}" + _template(rng, depth + 1, params) + chain + "{{else}}x{{/if}}")
+        elif kind == 6:
+            out.append("{{#unless " + _value(rng, params) + "}}" + _template(rng, depth + 1, params) + "{{/unless}}")
+        elif kind == 7:
+            names = ["item", "i"][: rng.randint(0, 2)]
+            as_ = f" as |{' '.join(names)}|" if names else ""
+            out.append("{{#each " + _path(rng, params) + as_ + "}}" + _template(rng, depth + 1, params + names) + "{{else}}none{{/each}}")
+        else:
+            out.append("{{#with " + _path(rng, params) + " as |w|}}" + _template(rng, depth + 1, [*params, "w"]) + "{{/with}}")
+    return "".join(out)
+
+
+def _check_source(source: str, constants: list[Any]) -> None:
+    previous: list[str] = []
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.STRING:
+            raise AssertionError(f"a string literal in generated code: {tok.string!r}")
+        if tok.type == tokenize.NAME:
+            ok = keyword.iskeyword(tok.string) or tok.string in OWN_NAMES or GENERATED_NAME.fullmatch(tok.string)
+            assert ok, f"a name the generator did not write: {tok.string!r}"
+        if tok.type == tokenize.NUMBER:
+            index = previous[-2:] == ["K", "["]
+            assert (index and int(tok.string) < len(constants)) or tok.string in OWN_NUMBERS, tok.string
+        if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT):
+            previous.append(tok.string)
+
+
+def test_template_text_enters_generated_code_only_through_the_constants() -> None:
+    rng = random.Random(23)
+    generated = 0
+    for _ in range(400):
+        source = _template(rng)
+        try:
+            code, constants, _ = generate(parse(source))
+        except (Unsupported, TemplateSyntaxError):  # a hostile text can break the syntax too
+            continue
+        generated += 1
+        _check_source(code, constants)
+    assert generated > 250  # the fuzzing reached the generator, not only the parser
+
+
+CONTEXTS: list[Any] = [
+    {},
+    {"a": "t\"e\\x\n", "b": 0, "xs": [1, {"a": "in"}, None], "o": {"a": [1.5, True], "b": {"c": "deep"}}, "n": None},
+    {"a": ["l", "m"], "b": 100.0, "xs": {"k1": "v1", "k2": {"a": 2}}, "o": "str", "n": 1e21},
+    {"a": {"b": "<&>"}, "b": -0.0, "xs": [], "o": {}, "n": float("nan")},
+    ["root", "is", "a", "list"],
+    "root string",
+]
+LANGUAGE = [
+    "{{a}}|{{{a}}}|{{a.b}}|{{o.b.c}}|{{xs.length}}|{{xs.[1].a}}|{{this.a}}|{{.}}|{{../a}}|{{@root.a}}|{{@event.X}}|{{@missing}}",
+    "{{#each xs}}[{{@index}}{{@key}}{{@first}}{{@last}}:{{this}}{{a}}{{../b}}{{@root.b}}{{@../index}}]{{else}}none{{/each}}",
+    "{{#each xs as |x k|}}{{k}}={{json x}}{{#unless @last}},{{/unless}}{{/each}}",
+    "{{#each o}}{{@key}}:{{json this}};{{#each this}}<{{@../key}}{{@index}}{{.}}>{{/each}}{{/each}}",
+    "{{#if a}}A{{else if b}}B{{else if (lookup o 'a')}}O{{else}}N{{/if}}|{{#unless n}}u{{/unless}}|{{#if b includeZero=true}}z{{/if}}",
+    "{{#with o as |w|}}{{w.b.c}}{{b.c}}{{../a}}{{else}}empty{{/with}}|{{#with missing}}x{{else}}nothing{{/with}}",
+    "{{json a}}{{json (lookup o 'b')}}{{lookup xs 0}}{{lookup o a}}{{json 'lit'}}{{json 12}}{{json null}}",
+    "{{#each xs}}{{#with this}}{{a}}{{/with}}{{#if @first}}F{{/if}}{{/each}}",
+]
+
+
+@pytest.mark.parametrize("source", LANGUAGE)
+@pytest.mark.parametrize("escape", ["json", "html"])
+def test_native_prints_what_the_closures_print(source: str, escape: str) -> None:
+    template = compile_template(source)
+    assert template._native is not None, "expected a native program"
+    data = {"event": {"X": "ev\"ent"}}
+    for context in CONTEXTS:
+        native = template.render(context, data=data, escape=escape)
+        closures = template._render_general(context, data, None, None, template_escape(escape), 1 << 20, 1.0)
+        assert native == closures, (source, context)
+
+
+def template_escape(name: str) -> Any:
+    from hub_stream.templating.template import ESCAPES
+
+    return ESCAPES[name]
+
+
+def test_helpers_that_shadow_a_used_name_go_to_the_closures() -> None:
+    template = compile_template("{{#each xs}}{{name}}{{/each}}|{{json a}}")
+    assert template._native is not None
+    context = {"xs": [{"name": "n"}], "a": 1}
+    assert template.render(context) == "n|1"
+    helpers = {"name": lambda options: "helper", "json": lambda value, options: "J"}
+    assert template.render(context, helpers=helpers) == "helper|J"
+    assert template.render(context, helpers={"other": lambda options: "x"}) == "n|1"
+
+
+def test_limits_hold_and_say_where() -> None:
+    template = compile_template("{{#each xs}}\n  {{../s}}{{/each}}")
+    assert template._native is not None
+    with pytest.raises(TemplateRenderError, match="line 2, column 3: output larger than 1000 characters"):
+        template.render({"xs": list(range(100)), "s": "x" * 100}, max_output=1000)
+    with pytest.raises(TemplateRenderError, match="line 1, column 1: render took longer"):
+        template.render({"xs": list(range(1000)), "s": "x"}, time_limit=-1)
+
+
+def test_outside_the_covered_language_there_is_no_native_program() -> None:
+    for source in ["{{> p}}", "{{#custom}}x{{/custom}}", "{{helper a}}", "{{#if a}}{{log 'x'}}{{/if}}", "{{#*inline 'p'}}x{{/inline}}"]:
+        assert compile_template(source)._native is None, source
+    assert json.loads(compile_template('{"a": {{#if a}}1{{else}}2{{/if}}}').render({})) == {"a": 2}
