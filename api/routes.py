@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api import events, health, keys, observability, openapi, preview, programs, subscriptions, sync
+from api import (
+    console,
+    events,
+    health,
+    keys,
+    observability,
+    openapi,
+    preview,
+    programs,
+    subscriptions,
+    sync,
+)
 from api.openapi import Operation
 from schemas.common import Health, Problem, Readiness
 
@@ -27,6 +38,7 @@ OPERATIONS = [
     Operation("GET", "/metrics", "Prometheus metrics of this API process (text format).", {200: ("Metrics.", None)}, auth=False, tag="operations"),
     Operation("GET", "/openapi.json", "This OpenAPI 3.1 document.", {200: ("The spec.", None)}, auth=False, tag="operations"),
     Operation("GET", "/docs", "A page that renders this spec (served offline).", {200: ("HTML.", None)}, auth=False, tag="operations"),
+    Operation("GET", "/console/", "The staff console (served offline; it calls this API with the key typed in).", {200: ("HTML.", None)}, auth=False, tag="operations"),
 ]
 
 
@@ -43,6 +55,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", observability.metrics)
     app.router.add_get("/openapi.json", openapi.openapi_json)
     app.router.add_get("/docs", openapi.docs_page)
+    console.setup(app)
     for module in AREAS:
         module.setup(app)
     app[openapi.SPEC] = openapi.build_spec(all_operations())
