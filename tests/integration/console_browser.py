@@ -43,7 +43,7 @@ class Audit:
         self.out = out
         self.axe_source = AXE.read_text()
         self.shots: list[Path] = []
-        self.axe: dict[str, dict[str, int]] = {}
+        self.axe: dict[str, dict[str, list[str]]] = {}
         self.serious: list[str] = []
 
     async def shot(self, name: str) -> Path:
@@ -63,19 +63,19 @@ class Audit:
             " return r.violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length,"
             " targets: v.nodes.slice(0, 3).map(n => n.target.join(' '))})); }"
         )
-        counts: dict[str, int] = {}
+        found: dict[str, list[str]] = {}
         for violation in result:
-            counts[violation["impact"] or "none"] = counts.get(violation["impact"] or "none", 0) + 1
+            found.setdefault(violation["impact"] or "none", []).append(violation["id"])
             if violation["impact"] in ("serious", "critical"):
                 self.serious.append(
                     f"{name}: {violation['id']} ({violation['impact']}) at {violation['targets']}"
                 )
-        self.axe[name] = counts
+        self.axe[name] = found
 
     def report(self) -> str:
         lines = ["console screenshots:"] + [f"  {p}" for p in self.shots]
-        lines.append("axe-core violations by page (impact: count):")
-        for name, counts in self.axe.items():
-            shown = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none"
+        lines.append("axe-core violations by page (impact: rule ids):")
+        for name, found in self.axe.items():
+            shown = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(found.items())) or "none"
             lines.append(f"  {name}: {shown}")
         return "\n".join(lines)

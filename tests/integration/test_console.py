@@ -5,6 +5,7 @@ axe-core on each, first paint and preview latency printed (not asserted)."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -335,6 +336,9 @@ async def test_staff_run_the_hub_from_the_console(
     print()
     print(audit.report())
     print(f"parked/redeliver step: {parked_step}")
+    print(
+        f"machine load average (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
+    )
     print(
         f"first contentful paint of /console/, 5 loads: {', '.join(f'{p:.0f}' for p in paints)} ms (median {pct(paints, 0.5):.0f})"
     )

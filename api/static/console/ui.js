@@ -94,5 +94,6 @@ export async function act(button, errors, work) {
 }
 
 export function page(title, ...children) {
-  return h("section", { "aria-labelledby": "page-title" }, h("h1", { id: "page-title" }, title), children);
+  // A plain div: the page's tables are the labelled regions (a section named like one would repeat it).
+  return h("div", { class: "page" }, h("h1", { id: "page-title" }, title), children);
 }
