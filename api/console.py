@@ -12,6 +12,9 @@ from importlib import resources
 
 from aiohttp import web
 
+from api.openapi import Operation, Param
+from schemas.common import Problem
+
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -48,18 +51,52 @@ async def console_file(request: web.Request) -> web.Response:
     name = request.match_info.get("name") or "index.html"
     found = _asset(name)
     if found is None:
-        raise web.HTTPNotFound(headers=SECURITY_HEADERS)
+        raise web.HTTPNotFound()
     body, content_type = found
-    return web.Response(
-        body=body, content_type=content_type, charset="utf-8", headers=SECURITY_HEADERS
-    )
+    return web.Response(body=body, content_type=content_type, charset="utf-8")
 
 
 async def console_slash(request: web.Request) -> web.Response:
-    raise web.HTTPFound("/console/", headers=SECURITY_HEADERS)
+    raise web.HTTPFound("/console/")
+
+
+async def _secure(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Every answer under /console (files, redirects, problems) gets the security headers."""
+    if request.path == "/console" or request.path.startswith("/console/"):
+        response.headers.update(SECURITY_HEADERS)
+
+
+OPERATIONS = [
+    Operation(
+        "GET",
+        "/console",
+        "Redirects to /console/.",
+        {302: ("To /console/.", None)},
+        auth=False,
+        tag="operations",
+    ),
+    Operation(
+        "GET",
+        "/console/",
+        "The staff console (served offline; it calls this API with the key typed in, see docs/console.md).",
+        {200: ("HTML.", None)},
+        auth=False,
+        tag="operations",
+    ),
+    Operation(
+        "GET",
+        "/console/{name}",
+        "One of the console's script and style files.",
+        {200: ("The file.", None), 404: ("No such console file.", Problem)},
+        params=(Param("name", "path", "a file name such as app.js", required=True),),
+        auth=False,
+        tag="operations",
+    ),
+]
 
 
 def setup(app: web.Application) -> None:
+    app.on_response_prepare.append(_secure)
     app.router.add_get("/console", console_slash)
     app.router.add_get("/console/", console_file)
     app.router.add_get("/console/{name}", console_file)

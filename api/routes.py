@@ -23,7 +23,7 @@ from api import (
 from api.openapi import Operation
 from schemas.common import Health, Problem, Readiness
 
-AREAS = (programs, keys, subscriptions, preview, events, sync)
+AREAS = (programs, keys, subscriptions, preview, events, sync, console)
 
 OPERATIONS = [
     Operation("GET", "/healthz", "The process is alive.", {200: ("Alive.", Health)}, auth=False, tag="operations"),
@@ -38,7 +38,6 @@ OPERATIONS = [
     Operation("GET", "/metrics", "Prometheus metrics of this API process (text format).", {200: ("Metrics.", None)}, auth=False, tag="operations"),
     Operation("GET", "/openapi.json", "This OpenAPI 3.1 document.", {200: ("The spec.", None)}, auth=False, tag="operations"),
     Operation("GET", "/docs", "A page that renders this spec (served offline).", {200: ("HTML.", None)}, auth=False, tag="operations"),
-    Operation("GET", "/console/", "The staff console (served offline; it calls this API with the key typed in).", {200: ("HTML.", None)}, auth=False, tag="operations"),
 ]
 
 
@@ -55,7 +54,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", observability.metrics)
     app.router.add_get("/openapi.json", openapi.openapi_json)
     app.router.add_get("/docs", openapi.docs_page)
-    console.setup(app)
     for module in AREAS:
         module.setup(app)
     app[openapi.SPEC] = openapi.build_spec(all_operations())

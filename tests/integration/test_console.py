@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-from console_browser import CHROMIUM, CHROMIUM_ARGS, Audit, artifacts_dir
+from browser import CHROMIUM, CHROMIUM_ARGS, Audit, artifacts_dir
 from support import basic, hub_processes, pct, wait_ready
 
 from hub_stream.access.keys import create_key
@@ -138,8 +138,10 @@ async def test_staff_run_the_hub_from_the_console(
                 await page.wait_for_selector("[role=alert]:not([hidden])")
                 assert "key" in (await page.inner_text("[role=alert]:not([hidden])")).lower()
                 await page.click("#sign-out")
-                await page.fill("#credentials", credentials)
-                await page.click("#sign-in button[type=submit]")
+                # By keyboard: the field has focus after sign-out; Enter submits.
+                assert await page.evaluate("() => document.activeElement.id") == "credentials"
+                await page.keyboard.type(credentials)
+                await page.keyboard.press("Enter")
                 await page.wait_for_selector("h1:text('Programs')")
 
                 # --- programs: two created, one with its LB connection --------------
@@ -215,6 +217,11 @@ async def test_staff_run_the_hub_from_the_console(
                     == "bad"
                 )
                 await audit.check("06-editor-error")
+                # Tab indents inside the editor; Escape then Tab leaves it.
+                await page.focus("#template")
+                await page.keyboard.press("Escape")
+                await page.keyboard.press("Tab")
+                assert await page.evaluate("() => document.activeElement.id") == "import-process-id"
                 await page.fill("#template", json.dumps(FIXED, indent=2))
                 await page.wait_for_selector("#preview-summary:text('10 to import')")
                 assert await page.query_selector(".marker:not([hidden])") is None

@@ -11,13 +11,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from api import console
+from api.errors import error_middleware
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "api" / "static" / "console"
 
 
 async def serve() -> TestClient:
-    app = web.Application()
+    app = web.Application(middlewares=[error_middleware])
     console.setup(app)
     client = TestClient(TestServer(app))
     await client.start_server()
@@ -47,6 +48,8 @@ async def test_every_console_answer_carries_the_security_headers() -> None:
         assert r.status == 302 and r.headers["Location"] == "/console/"
         r = await client.get("/console/app.js")
         assert r.status == 200 and r.content_type == "text/javascript"
+        r = await client.post("/console/")
+        assert r.status == 405 and r.headers["X-Frame-Options"] == "DENY"
     finally:
         await client.close()
 

@@ -1,4 +1,4 @@
-"""Driving the staff console in Debian's Chromium with Playwright: launch, screenshots, axe-core.
+"""Headless Debian Chromium for the browser tests; the console driven by Playwright, with axe-core.
 
 Playwright's Python package talks to the system Chromium (``executable_path``);
 it downloads no browser. axe-core is vendored for the tests only
