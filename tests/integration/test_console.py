@@ -54,9 +54,11 @@ def event(pub: str, n: int, data: dict[str, Any] | None = None) -> dict[str, Any
 
 async def publish(
     http: aiohttp.ClientSession, url: str, headers: dict[str, str], body: dict[str, Any]
-) -> None:
+) -> str:
+    """Publish through the API as a publisher does; answers the EventId."""
     async with http.post(f"{url}/api/events", json=body, headers=headers) as r:
         assert r.status == 201, await r.text()
+        return str((await r.json())["EventId"])
 
 
 async def first_paint_ms(page: Any, url: str) -> float:
@@ -228,6 +230,13 @@ async def test_staff_run_the_hub_from_the_console(
                 latencies = [await preview_latency(page) for _ in range(10)]
                 rows = await page.inner_text("#preview table")
                 assert '"email":"p12@example.org"' in rows.replace(" ", ""), rows
+                # Pasted events instead of the latest ones: not stored, just rendered.
+                pasted = [event(pub, 99, {"email": "pasted@example.org", "n": 99})]
+                await page.fill("#pasted-events", json.dumps(pasted))
+                await page.wait_for_selector("#preview-summary:text('1 event(s): 1 to import')")
+                assert "pasted@example.org" in await page.inner_text("#preview table")
+                await page.fill("#pasted-events", "")
+                await page.wait_for_selector("#preview-summary:text('10 event(s)')")
                 await page.click("#save-template")
                 await page.wait_for_selector("#status:text('saved')")
                 await audit.check("07-editor-preview")
@@ -261,29 +270,30 @@ async def test_staff_run_the_hub_from_the_console(
                 if "no parked-events endpoint" in parked_note:
                     parked_step = f"skipped: {parked_note.strip()}"
                 else:
-                    await publish(
+                    parked_id = await publish(
                         http, url, publisher_key, event(pub, 13, {"email": "x@example.org"})
                     )
                     await page.goto(f"{url}/console/#/programs/{sub}/subscriptions")
                     await page.click("#sync-now")
                     await page.wait_for_selector("#sync-result")
+                    await page.goto(f"{url}/console/#/programs/{sub}/history")
+                    await page.wait_for_selector(f"section.parked >> text={parked_id}")
+                    await audit.check("10-history-parked")
                     await page.goto(f"{url}/console/#/programs/{sub}/subscriptions/{pub}/template")
                     await page.fill("#template", json.dumps(REDELIVERABLE, indent=2))
                     await page.wait_for_selector("#preview[data-state=rows]")
                     await page.click("#save-template")
                     await page.wait_for_selector("#status:text('saved')")
                     await page.goto(f"{url}/console/#/programs/{sub}/history")
-                    await page.click("section.parked >> text=Redeliver")
-                    await page.wait_for_selector(
-                        "section.parked >> text=No parked events", timeout=15000
-                    )
+                    await page.click(f"button[aria-label='Redeliver {parked_id}']")
+                    await page.wait_for_selector("#status:text('queued')")
                     await page.goto(f"{url}/console/#/programs/{sub}/subscriptions")
                     await page.click("#sync-now")
                     await page.wait_for_selector("#sync-result")
                     assert {"email": "x@example.org", "n": None} in lb.accepted_rows()
-                    parked_step = "done"
                     await page.goto(f"{url}/console/#/programs/{sub}/history")
-                    await audit.check("10-history-parked")
+                    await page.wait_for_selector("section.parked >> text=No parked events")
+                    parked_step = "done"
 
                 # --- events browser: filters, paging, delete ------------------------
                 await page.goto(f"{url}/console/#/events/{pub}")
