@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api import events, health, keys, observability, openapi, preview, programs, subscriptions, sync
+from api import (
+    console,
+    events,
+    health,
+    keys,
+    observability,
+    openapi,
+    preview,
+    programs,
+    subscriptions,
+    sync,
+)
 from api.openapi import Operation
 from schemas.common import Health, Problem, Readiness
 
-AREAS = (programs, keys, subscriptions, preview, events, sync)
+AREAS = (programs, keys, subscriptions, preview, events, sync, console)
 
 OPERATIONS = [
     Operation("GET", "/healthz", "The process is alive.", {200: ("Alive.", Health)}, auth=False, tag="operations"),

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS
 from support import hub_processes
 
 from hub_stream.platform.settings import HubSettings
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (scripts/test-deps.sh installs it as root)")
@@ -36,13 +34,7 @@ async def test_docs_page_lists_every_endpoint_in_headless_chromium(settings: Hub
             [
                 CHROMIUM,
                 "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
+                *CHROMIUM_ARGS,
                 f"--user-data-dir={tmp_path / 'chromium'}",
                 "--virtual-time-budget=10000",
                 "--dump-dom",
