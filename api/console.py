@@ -34,6 +34,10 @@ CONTENT_TYPES = {
 }
 
 
+# What _asset serves at most (no path, no dot file, a known type): the document says so too.
+ASSET_NAME_SCHEMA = {"type": "string", "pattern": r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*\.(html|js|css|svg)$"}
+
+
 def _asset(name: str) -> tuple[bytes, str] | None:
     """The packaged file ``name`` and its content type; None for anything else."""
     if "/" in name or "\\" in name or name.startswith("."):
@@ -88,7 +92,7 @@ OPERATIONS = [
         "/console/{name}",
         "One of the console's script and style files.",
         {200: ("The file.", None), 404: ("No such console file.", Problem)},
-        params=(Param("name", "path", "a file name such as app.js", required=True),),
+        params=(Param("name", "path", "a file name such as app.js", required=True, schema=ASSET_NAME_SCHEMA),),
         auth=False,
         tag="operations",
     ),
