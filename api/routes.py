@@ -9,10 +9,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from api import events, health, keys, observability, openapi, preview, programs, subscriptions, sync
+from api import parked as parked_events
 from api.openapi import Operation
 from schemas.common import Health, Problem, Readiness
 
-AREAS = (programs, keys, subscriptions, preview, events, sync)
+AREAS = (programs, keys, subscriptions, parked_events, preview, events, sync)
 
 OPERATIONS = [
     Operation("GET", "/healthz", "The process is alive.", {200: ("Alive.", Health)}, auth=False, tag="operations"),

@@ -144,3 +144,11 @@ class SubscriptionHealthCollector(Collector):
 
 SUBSCRIPTION_HEALTH = SubscriptionHealthCollector()
 """Registered on REGISTRY by the worker only (agents/subscription_health.py)."""
+
+
+PARKED_EVENTS = Gauge(
+    "hub_subscription_parked_events",
+    "Events parked per subscription (OnRenderError park), on the worker that owns the subscriber.",
+    ["subscriber", "publisher"],
+    registry=REGISTRY,
+)
