@@ -10,9 +10,12 @@ the ledger. The parked count is in the worker's /metrics.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import re
 import signal
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +23,15 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from support import HubProcess, make_settings
+from support import HubProcess, make_settings, settings_env
+from test_preview import hub
 from test_sync import append, delivered, event, names, process, register
 from test_sync_faults import owner_of, wait_until_both_serve
 
 from api.app import create_app
 from hub_stream.events.records import encode_event
 from hub_stream.local.embedded import free_port
-from hub_stream.local.lb_standin import start_fake_lb
+from hub_stream.local.lb_standin import FakeLB, start_fake_lb
 from hub_stream.platform.request_reply import RpcClient, RpcTimeout
 from hub_stream.platform.settings import HubSettings
 from hub_stream.platform.topics import ensure_topics
@@ -162,3 +166,69 @@ async def test_a_parked_event_survives_and_is_redelivered_first(
             w.process.stop()
         await lb_runner.cleanup()
         await rpc.stop()
+
+
+@pytest.fixture(scope="module")
+async def one_worker(kafka_bootstrap: str, database_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[HubSettings, RpcClient, FakeLB]]:
+    tmp = Path(tmp_path_factory.mktemp("parking"))
+    settings = make_settings(kafka_bootstrap, database_dsn, tmp, lb_max_retries=0)
+    await ensure_topics(settings)
+    rpc = RpcClient(settings)
+    await rpc.start()
+    lb, lb_runner = await start_fake_lb(api_keys={"lb-key-sync-test"})
+    worker = await serving(rpc, settings, "warmup", Worker(settings, tmp / "worker.log"))
+    try:
+        yield settings, rpc, lb
+    finally:
+        worker.process.stop()
+        await lb_runner.cleanup()
+        await rpc.stop()
+
+
+async def test_staff_pause_replay_and_handle_parked_events_from_a_terminal(
+    one_worker: tuple[HubSettings, RpcClient, FakeLB], pool: asyncpg.Pool, system: dict[str, str]
+) -> None:
+    settings, rpc, lb = one_worker
+    sub, pub, _ = names()
+    async with TestClient(TestServer(create_app(settings, rpc=rpc, pool=pool))) as http:
+        await register(pool, lb, sub, pub)
+        body = {"PublisherProgramId": pub, "SyncEnabled": True, "LbApiPayloadTemplate": STRICT, "OnRenderError": "park"}
+        assert (await http.post(f"/api/programs/{sub}/eventSubs", json=body, headers=system)).status == 201
+        bad = event(pub, 2)
+        bad["PublisherEventData"]["n"] = "two"
+        await append(settings, [encode_event(event(pub, 1)), encode_event(bad)])
+        status, _ = await process(http, system, sub)
+        assert status == 200 and delivered(lb) == [(11, 1)]
+        user, secret = base64.b64decode(system["Authorization"].split()[1]).decode().split(":", 1)
+        env = {**settings_env(settings), "HUB_CLI_API_URL": str(http.make_url("")), "HUB_CLI_CREDENTIALS": f"{user}:{secret}"}
+
+        code, out, _ = await hub(env, "subs", "parked", sub, pub)
+        assert code == 0 and bad["EventId"] in out and "entry COURSE" in out and "1 of 1 parked" in out, out
+        code, out, _ = await hub(env, "subs", "parked", sub, pub, "--json")
+        assert code == 0 and json.loads(out)["Total"] == 1
+        code, out, _ = await hub(env, "subs", "redeliver", sub, pub, "E:not-parked")
+        assert code == 1 and "not parked (nothing done): E:not-parked" in out, out
+
+        code, out, _ = await hub(env, "subs", "pause", sub, pub)
+        assert code == 0 and "paused" in out, out
+        status, answer = await process(http, system, sub)
+        assert status == 200 and answer["Subscriptions"] == []  # a paused subscription is not synced
+        code, out, _ = await hub(env, "subs", "resume", sub, pub, "--json")
+        assert code == 0 and json.loads(out)["SyncEnabled"] is True
+        code, out, _ = await hub(env, "subs", "replay", sub, pub, "--since", "2020-01-01T00:00:00Z")
+        assert code == 0 and "2020-01-01T00:00:00" in out, out
+        status, answer = await process(http, system, sub)
+        assert status == 200 and delivered(lb) == [(11, 1), (11, 1)]  # replayed; the parked event still waits
+        code, out, _ = await hub(env, "subs", "replay", sub, pub, "--since", "yesterday")
+        assert code == 2, out
+
+        code, out, _ = await hub(env, "subs", "redeliver", sub, pub)
+        assert code == 0 and "1 parked event(s) queued" in out, out
+        code, out, _ = await hub(env, "subs", "drop", sub, pub, bad["EventId"])
+        assert code == 0 and "dropped" in out, out
+        code, _, err = await hub(env, "subs", "drop", sub, pub, bad["EventId"])
+        assert code == 1 and "parked_event_not_found" in err
+        code, out, _ = await hub(env, "subs", "parked", sub, pub)
+        assert code == 0 and "nothing parked" in out
+        code, _, err = await hub(env, "subs", "parked", sub, "GHOST")
+        assert code == 1 and "subscription_not_found" in err
