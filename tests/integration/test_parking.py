@@ -14,7 +14,6 @@ import base64
 import json
 import re
 import signal
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from support import HubProcess, make_settings, settings_env
 from test_preview import hub
-from test_sync import append, delivered, event, names, process, register
+from test_sync import append, delivered, event, names, process, register, start_worker_and_wait
 from test_sync_faults import owner_of, wait_until_both_serve
 
 from api.app import create_app
 from hub_stream.events.records import encode_event
 from hub_stream.local.embedded import free_port
 from hub_stream.local.lb_standin import FakeLB, start_fake_lb
-from hub_stream.platform.request_reply import RpcClient, RpcTimeout
+from hub_stream.platform.request_reply import RpcClient
 from hub_stream.platform.settings import HubSettings
 from hub_stream.platform.topics import ensure_topics
 
@@ -50,9 +49,14 @@ FIXED = {**STRICT, "COURSE": {"importProcessId": 11, "batchRowTemplate": '{"emai
 class Worker:
     """A worker process with its own metrics port."""
 
-    def __init__(self, settings: HubSettings, log: Path) -> None:
-        self.metrics_port = free_port()
-        self.process = HubProcess("worker", settings, log, HUB_WORKER_METRICS_PORT=str(self.metrics_port))
+    def __init__(self, process: HubProcess, metrics_port: int) -> None:
+        self.process = process
+        self.metrics_port = metrics_port
+
+    @classmethod
+    def start(cls, settings: HubSettings, log: Path) -> Worker:
+        port = free_port()
+        return cls(HubProcess("worker", settings, log, HUB_WORKER_METRICS_PORT=str(port)), port)
 
     async def parked_gauge(self, sub: str, pub: str) -> float | None:
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
@@ -61,14 +65,11 @@ class Worker:
         return float(found.group(1)) if found else None
 
 
-async def serving(rpc: RpcClient, settings: HubSettings, key: str, worker: Worker) -> Worker:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            await rpc.request(settings.topic("sync.requests"), key, "ping", timeout=3)
-            return worker
-        except RpcTimeout:
-            assert time.monotonic() < deadline and worker.process.process.poll() is None, worker.process.log_tail()
+async def serving(rpc: RpcClient, settings: HubSettings, key: str, log: Path) -> Worker:
+    """A new worker, once it answers ``key``'s sync requests."""
+    port = free_port()
+    process = await start_worker_and_wait(settings, rpc, key, log, HUB_WORKER_METRICS_PORT=str(port))
+    return Worker(process, port)
 
 
 async def parked_of(http: TestClient, system: dict[str, str], sub: str, pub: str) -> dict[str, Any]:
@@ -95,7 +96,7 @@ async def test_a_parked_event_survives_and_is_redelivered_first(
     await rpc.start()
     lb, lb_runner = await start_fake_lb(api_keys={"lb-key-sync-test"})
     sub, pub, _ = names()
-    workers = [await serving(rpc, settings, sub, Worker(settings, tmp_path / "worker1.log"))]
+    workers = [await serving(rpc, settings, sub, tmp_path / "worker1.log")]
     try:
         async with TestClient(TestServer(create_app(settings, rpc=rpc, pool=pool))) as http:
             await register(pool, lb, sub, pub)
@@ -122,14 +123,14 @@ async def test_a_parked_event_survives_and_is_redelivered_first(
 
             # the worker goes away: restarted, killed, or the subscriber's partition moves to another worker
             if change == "handover":
-                workers.append(Worker(settings, tmp_path / "worker2.log"))
+                workers.append(Worker.start(settings, tmp_path / "worker2.log"))
                 await wait_until_both_serve(rpc, settings, [w.process for w in workers])
                 owner = await owner_of(rpc, settings, [w.process for w in workers], sub)
                 owner.stop()  # the other worker takes the partition over
                 workers = [w for w in workers if w.process is not owner]
             else:
                 workers[0].process.stop(signal.SIGKILL if change == "SIGKILL" else signal.SIGTERM)
-                workers = [await serving(rpc, settings, sub, Worker(settings, tmp_path / "worker2.log"))]
+                workers = [await serving(rpc, settings, sub, tmp_path / "worker2.log")]
             after = (await parked_of(http, system, sub, pub))["Parked"]
             assert after == [parked]
             await gauge_settles(workers[0], sub, pub, 1.0)
@@ -176,7 +177,7 @@ async def one_worker(kafka_bootstrap: str, database_dsn: str, tmp_path_factory: 
     rpc = RpcClient(settings)
     await rpc.start()
     lb, lb_runner = await start_fake_lb(api_keys={"lb-key-sync-test"})
-    worker = await serving(rpc, settings, "warmup", Worker(settings, tmp / "worker.log"))
+    worker = await serving(rpc, settings, "warmup", tmp / "worker.log")
     try:
         yield settings, rpc, lb
     finally:
