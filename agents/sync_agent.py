@@ -229,7 +229,10 @@ def register(app: HubApp, topics: HubTopics) -> CursorHandlers:
     app.on_partitions_revoked.connect(runner.on_partitions_revoked)
 
     async def recount_parked(sender: Any = None, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        cursors.recount_parked()
+        try:
+            cursors.recount_parked()
+        except Exception:  # a gauge must never break a rebalance
+            logger.warning("could not count parked events after the rebalance", exc_info=True)
 
     app.on_rebalance_complete.connect(recount_parked)
     app.on_before_shutdown.connect(runner.on_shutdown)
