@@ -34,7 +34,6 @@ from agents.request_agent import ping
 from agents.sync_runner import CursorWriter, SendReply, SyncRunner
 from agents.tables import cursors_table, pending_syncs_table, subscriptions_table
 from hub_stream.events.log import KafkaEventSource
-from hub_stream.platform import metrics
 from hub_stream.platform.faust_app import HubApp, HubTopics
 from hub_stream.platform.request_reply import (
     Handler,
@@ -73,18 +72,6 @@ class CursorHandlers:
     def store(self, program_id: str, record: cur.SubscriberCursors) -> None:
         """Write a subscriber's cursors (must run inside this agent's stream)."""
         self.cursors[program_id] = record.to_json()
-        self.count_parked(program_id, record)
-
-    def count_parked(self, program_id: str, record: cur.SubscriberCursors) -> None:
-        """The parked-events gauge of the subscriber's live subscriptions."""
-        for sub in self.subscriber(program_id).sorted():
-            metrics.PARKED_EVENTS.labels(program_id, sub.publisher).set(len(record.cursor_of(sub).parked))
-
-    def recount_parked(self) -> None:
-        """After a rebalance: the gauge of the subscribers this worker owns now (tables recovered)."""
-        metrics.PARKED_EVENTS.clear()
-        for program_id, doc in list(self.cursors.items()):
-            self.count_parked(str(program_id), cur.SubscriberCursors.from_json(doc))
 
     def _subscription(self, request: Request) -> tuple[cur.SubscriberCursors, Any]:
         publisher = str(request.body.get("PublisherProgramId"))
@@ -227,13 +214,5 @@ def register(app: HubApp, topics: HubTopics) -> CursorHandlers:
     }
     sync_agent(app, topics, handlers, runner, pending)
     app.on_partitions_revoked.connect(runner.on_partitions_revoked)
-
-    async def recount_parked(sender: Any = None, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        try:
-            cursors.recount_parked()
-        except Exception:  # a gauge must never break a rebalance
-            logger.warning("could not count parked events after the rebalance", exc_info=True)
-
-    app.on_rebalance_complete.connect(recount_parked)
     app.on_before_shutdown.connect(runner.on_shutdown)
     return cursors
