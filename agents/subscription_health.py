@@ -7,8 +7,8 @@ ledger in PostgreSQL, and replaces the snapshot that
 ledger, the last status and last success survive a worker restart and follow
 a program to the worker that owns it now.
 
-Parked events are not reported: the hub parks nothing yet (a failed sync
-leaves its cursor where it was and retries the same window).
+Parked events (``OnRenderError: park``) are counted from the cursors, where
+the sync agent keeps them (hub_stream.sync.parking).
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ def health_rows(
                 pending_records=pending,
                 last_success_unix=success.timestamp() if success is not None else None,
                 last_status=statuses.get(sub.publisher, statuses.get("*")) if sub.sync_enabled else None,
+                parked_events=len(cursor.parked),
             )
     return rows
 

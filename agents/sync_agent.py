@@ -14,6 +14,11 @@ Requests on the sync request topic, keyed by the subscriber's ProgramId:
 - ``store_cursor`` {PublisherProgramId, SubscriptionId, Expected, Cursor}:
   a running sync's progress, sent by the worker to itself; applied here as a
   compare-and-set and acknowledged in memory (no reply record).
+- ``list_parked`` {PublisherProgramId, Limit, After} -> 200 a page of parked
+  events; ``redeliver_parked`` {PublisherProgramId, EventIds|null} -> 200
+  {Queued, NotParked}; ``drop_parked`` {PublisherProgramId, EventId} -> 200
+  the dropped event | 404 (hub_stream.sync.parking). The parked events live
+  in the cursors, so these are written here too.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from hub_stream.platform.request_reply import (
 )
 from hub_stream.subscriptions.records import SubscriberRecord
 from hub_stream.sync import cursors as cur
+from hub_stream.sync import parking
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +73,50 @@ class CursorHandlers:
         """Write a subscriber's cursors (must run inside this agent's stream)."""
         self.cursors[program_id] = record.to_json()
 
+    def _subscription(self, request: Request) -> tuple[cur.SubscriberCursors, Any]:
+        publisher = str(request.body.get("PublisherProgramId"))
+        sub = self.subscriber(request.key).subscriptions.get(publisher)
+        return self.record(request.key), sub
+
+    async def list_parked(self, request: Request) -> Reply:
+        record, sub = self._subscription(request)
+        if sub is None:
+            return _no_subscription(request)
+        parked = record.cursor_of(sub).parked
+        after = request.body.get("After")
+        page = parking.parked_page(parked, limit=int(request.body.get("Limit") or parking.DEFAULT_PAGE), after=after)
+        return Reply(200, {**page, "Total": len(parked)})
+
+    async def redeliver_parked(self, request: Request) -> Reply:
+        record, sub = self._subscription(request)
+        if sub is None:
+            return _no_subscription(request)
+        ids = request.body.get("EventIds")
+        new, queued, missing = parking.queue_redelivery(record, sub, None if ids is None else [str(i) for i in ids])
+        if new is not record:
+            self.store(request.key, new)
+            await self.app.producer.flush()
+        return Reply(200, {"Queued": queued, "NotParked": missing})
+
+    async def drop_parked(self, request: Request) -> Reply:
+        record, sub = self._subscription(request)
+        if sub is None:
+            return _no_subscription(request)
+        event_id = str(request.body.get("EventId"))
+        new, dropped = parking.drop_parked(record, sub, event_id)
+        if dropped is None:
+            return Reply(
+                404,
+                {
+                    "error": "parked_event_not_found",
+                    "message": f"Event {event_id!r} is not parked for the subscription to {sub.publisher!r}.",
+                    "details": {"EventId": event_id, "PublisherProgramId": sub.publisher},
+                },
+            )
+        self.store(request.key, new)
+        await self.app.producer.flush()
+        return Reply(200, dropped.to_json())
+
     async def set_cursor(self, request: Request) -> Reply:
         record = self.record(request.key)
         new, outcome = cur.set_cursor(record, request.command_id, request.body, live=self.live(request.key))
@@ -88,6 +138,18 @@ class CursorHandlers:
             await self.app.producer.flush()
         self.writer.settle(request.command_id, stored)
         return Reply(204 if stored else 409)
+
+
+def _no_subscription(request: Request) -> Reply:
+    publisher = request.body.get("PublisherProgramId")
+    return Reply(
+        404,
+        {
+            "error": "subscription_not_found",
+            "message": f"Program {request.key!r} has no subscription to {publisher!r}.",
+            "details": {"PublisherProgramId": publisher},
+        },
+    )
 
 
 def sync_agent(app: HubApp, topics: HubTopics, handlers: Mapping[str, Handler], runner: SyncRunner, pending: PendingSyncs) -> None:
@@ -146,6 +208,9 @@ def register(app: HubApp, topics: HubTopics) -> CursorHandlers:
         "set_cursor": cursors.set_cursor,
         "get_cursors": cursors.get_cursors,
         "store_cursor": cursors.store_cursor,
+        "list_parked": cursors.list_parked,
+        "redeliver_parked": cursors.redeliver_parked,
+        "drop_parked": cursors.drop_parked,
     }
     sync_agent(app, topics, handlers, runner, pending)
     app.on_partitions_revoked.connect(runner.on_partitions_revoked)

@@ -94,7 +94,13 @@ class CursorWriter:
         self._waiting: dict[str, asyncio.Future[bool]] = {}
 
     async def store(
-        self, program_id: str, partition: int | None, sub: Subscription, expected: SyncCursor, new: SyncCursor
+        self,
+        program_id: str,
+        partition: int | None,
+        sub: Subscription,
+        expected: SyncCursor,
+        new: SyncCursor,
+        parked_changes: dict[str, Any] | None = None,
     ) -> bool:
         write_id = f"cursor-{uuid.uuid4().hex}"
         body = {
@@ -102,6 +108,7 @@ class CursorWriter:
             "SubscriptionId": sub.subscription_id,
             "Expected": expected.to_json(),
             "Cursor": new.to_json(),
+            "ParkedChanges": parked_changes,
         }
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting[write_id] = future
@@ -417,12 +424,12 @@ class SyncRunner:
             publisher = await get_program(pool, sub.publisher)
             registered = publisher.created_utc if publisher is not None else None
 
-        async def store(expected: SyncCursor, new: SyncCursor) -> bool:
-            return await self._writer.store(program_id, running.partition, sub, expected, new)
+        async def store(expected: SyncCursor, new: SyncCursor, parked_changes: dict[str, Any] | None = None) -> bool:
+            return await self._writer.store(program_id, running.partition, sub, expected, new, parked_changes)
 
         try:
             outcome = await sync_subscription(
-                SyncJob(sub.publisher, template, cursor, registered),
+                SyncJob(sub.publisher, template, cursor, registered, park=sub.on_render_error == "park"),
                 source=self._source,
                 lb=lb,
                 target=target,

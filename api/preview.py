@@ -224,7 +224,7 @@ async def _job(app: web.Application, sub: dict[str, Any], cursor: SyncCursor) ->
     if cursor.next_offset is None and cursor.from_time is None:
         publisher = await get_program(app[POOL], sub["PublisherProgramId"])
         registered = publisher.created_utc if publisher is not None else None
-    return SyncJob(sub["PublisherProgramId"], template, cursor, registered)
+    return SyncJob(sub["PublisherProgramId"], template, cursor, registered, park=sub.get("OnRenderError") == "park")
 
 
 def _unusable(sub: dict[str, Any], reason: str) -> SubscriptionOutcome:

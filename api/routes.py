@@ -20,10 +20,11 @@ from api import (
     subscriptions,
     sync,
 )
+from api import parked as parked_events
 from api.openapi import Operation
 from schemas.common import Health, Problem, Readiness
 
-AREAS = (programs, keys, subscriptions, preview, events, sync, console)
+AREAS = (programs, keys, subscriptions, parked_events, preview, events, sync, console)
 
 OPERATIONS = [
     Operation("GET", "/healthz", "The process is alive.", {200: ("Alive.", Health)}, auth=False, tag="operations"),

@@ -1,5 +1,7 @@
 """Staff commands over the HTTP API: `hub subs list|show|preview` and `hub syncs list|show`.
 
+(`hub subs pause|resume|replay|parked|redeliver|drop`: hub_stream/subs_changes_cli.py.)
+
 Subscriptions live in the workers' tables, not in PostgreSQL, so these
 commands ask a running API (``HUB_CLI_API_URL``, default the local
 ``http://{HUB_API_HOST}:{HUB_API_PORT}``) with the key in
@@ -254,6 +256,9 @@ def add_commands(sub: Any) -> None:
     for parser, func in ((listing, cmd_subs_list), (show, cmd_subs_show), (preview, cmd_subs_preview)):
         parser.add_argument("--json", action="store_true", help="print the API's answer as JSON")
         parser.set_defaults(func=_guarded(func))
+    from hub_stream.subs_changes_cli import add_change_commands  # it builds on this module
+
+    add_change_commands(subs_sub)
 
     syncs = sub.add_parser("syncs", help="The sync ledger, through the API (HUB_CLI_CREDENTIALS).", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     syncs_sub = syncs.add_subparsers(dest="syncs_command", required=True)

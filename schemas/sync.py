@@ -14,6 +14,11 @@ class BatchOut(BaseModel):
     BatchUrl: str | None
 
 
+class ParkedInSync(BaseModel):
+    EventId: str
+    Reason: str = Field(description="why its row failed")
+
+
 class SubscriptionSyncOut(BaseModel):
     PublisherProgramId: str
     Status: Literal["ok", "failed"]
@@ -28,6 +33,12 @@ class SubscriptionSyncOut(BaseModel):
         " (a timeout, a dropped connection, a worker that died): LB may hold their rows twice."
         " Each is `unanswered` in the ledger; a batch keeps its fileName when sent again.",
     )
+    Parked: list[ParkedInSync] = Field(
+        default_factory=list,
+        description="OnRenderError park: events whose row failed in this sync (new ones, and parked ones"
+        " redelivered that failed again); skipped and kept (GET .../parked). Always empty under stop.",
+    )
+    Redelivered: int = Field(0, ge=0, description="Parked events sent again in this sync (POST .../parked/redeliver).")
     LastSyncUtc: str | None
     Error: str | None
 

@@ -93,6 +93,7 @@ class SubscriptionHealth:
     pending_records: int | None  # records after its cursor in the publisher's partition (upper bound)
     last_success_unix: float | None  # when the last sync that delivered it without error finished
     last_status: str | None  # "ok", the error code of its last sync, or "interrupted"
+    parked_events: int = 0  # parked for it (OnRenderError park), in its cursor
 
 
 class SubscriptionHealthCollector(Collector):
@@ -127,8 +128,14 @@ class SubscriptionHealthCollector(Collector):
             "1 for the outcome of the subscription's last sync: ok, an error code of processEvents, or interrupted.",
             labels=[*labels, "status"],
         )
+        parked = GaugeMetricFamily(
+            "hub_subscription_parked_events",
+            "Events parked for the subscription (OnRenderError park) and not yet redelivered or dropped.",
+            labels=labels,
+        )
         now = time.time()
         for (program, publisher), row in sorted(self._rows.items()):
+            parked.add_metric([program, publisher], row.parked_events)
             if row.pending_records is not None:
                 pending.add_metric([program, publisher], row.pending_records)
             if row.last_success_unix is not None:
@@ -136,7 +143,7 @@ class SubscriptionHealthCollector(Collector):
                 since_ok.add_metric([program, publisher], max(0.0, now - row.last_success_unix))
             if row.last_status is not None:
                 status.add_metric([program, publisher, row.last_status], 1)
-        yield from (pending, last_ok, since_ok, status)
+        yield from (pending, last_ok, since_ok, status, parked)
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # labels and values change with every snapshot
@@ -144,3 +151,4 @@ class SubscriptionHealthCollector(Collector):
 
 SUBSCRIPTION_HEALTH = SubscriptionHealthCollector()
 """Registered on REGISTRY by the worker only (agents/subscription_health.py)."""
+

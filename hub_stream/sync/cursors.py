@@ -26,7 +26,7 @@ cursor before it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -36,14 +36,75 @@ from schemas.timefmt import format_utc, parse_utc
 
 
 @dataclass(frozen=True)
+class ParkedEvent:
+    """An event the subscription's template failed on, skipped under ``OnRenderError: park``."""
+
+    event_id: str
+    offset: int  # in the publisher's partition of hub.events
+    entry_key: str | None
+    reason: str
+    parked_utc: datetime
+    redeliver: bool = False  # queued: the next sync renders it again with the current template
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "EventId": self.event_id,
+            "Offset": self.offset,
+            "EntryKey": self.entry_key,
+            "Reason": self.reason,
+            "ParkedUtc": format_utc(self.parked_utc),
+            "Redeliver": self.redeliver,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> ParkedEvent:
+        return cls(
+            str(doc["EventId"]),
+            int(doc["Offset"]),
+            doc.get("EntryKey"),
+            str(doc.get("Reason") or ""),
+            parse_utc(doc["ParkedUtc"]),
+            bool(doc.get("Redeliver")),
+        )
+
+
+def parked_changed(
+    parked: Iterable[ParkedEvent], changes: Mapping[str, Any] | None
+) -> tuple[ParkedEvent, ...]:
+    """``parked`` after a sync's ``ParkedChanges``, kept in offset order (oldest first).
+
+    ``Resolved``: EventIds sent (or now ignored by the template): no longer
+    parked. ``Failed``: [{EventId, Reason}] redelivered and failing again:
+    stay parked with the new reason, no longer queued. ``Add``: newly parked
+    events (JSON of ParkedEvent); one already parked is not added twice.
+    """
+    if not changes:
+        return tuple(parked)
+    resolved = set(changes.get("Resolved") or ())
+    failed = {f["EventId"]: f["Reason"] for f in changes.get("Failed") or ()}
+    kept: dict[str, ParkedEvent] = {}
+    for p in parked:
+        if p.event_id in resolved:
+            continue
+        if p.event_id in failed:
+            p = replace(p, reason=failed[p.event_id], redeliver=False)
+        kept[p.event_id] = p
+    for doc in changes.get("Add") or ():
+        new = ParkedEvent.from_json(doc)
+        kept.setdefault(new.event_id, new)
+    return tuple(sorted(kept.values(), key=lambda p: p.offset))
+
+
+@dataclass(frozen=True)
 class SyncCursor:
-    """Where one subscription's next sync starts."""
+    """Where one subscription's next sync starts, and the events it parked."""
 
     subscription_id: str
     next_offset: int | None = None  # None: from the start of the publisher's partition
     from_time: datetime | None = None  # deliver only events with CreatedUtc >= this
     last_sync_utc: datetime | None = None  # what GET shows as LastSyncUtc
     delivered: Mapping[int, int] = field(default_factory=dict)  # importProcessId -> last offset LB accepted
+    parked: tuple[ParkedEvent, ...] = ()  # offset order; changed only by ``parked_changed`` and the parked commands
 
     @classmethod
     def starting_at(cls, subscription_id: str, start: datetime | None) -> SyncCursor:
@@ -65,7 +126,14 @@ class SyncCursor:
             "FromTime": format_utc(self.from_time) if self.from_time else None,
             "LastSyncUtc": format_utc(self.last_sync_utc) if self.last_sync_utc else None,
             "Delivered": {str(k): v for k, v in sorted(self.delivered.items())},
+            "Parked": [p.to_json() for p in self.parked],
         }
+
+    def position(self) -> dict[str, Any]:
+        """The JSON a sync's compare-and-set compares: all but the parked events (their changes merge)."""
+        doc = self.to_json()
+        del doc["Parked"]
+        return doc
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> SyncCursor:
@@ -75,6 +143,7 @@ class SyncCursor:
             from_time=parse_utc(doc["FromTime"]) if doc.get("FromTime") else None,
             last_sync_utc=parse_utc(doc["LastSyncUtc"]) if doc.get("LastSyncUtc") else None,
             delivered={int(k): int(v) for k, v in (doc.get("Delivered") or {}).items()},
+            parked=tuple(ParkedEvent.from_json(p) for p in doc.get("Parked") or ()),
         )
 
 
@@ -151,7 +220,10 @@ def set_cursor(
     else:
         text = body.get("LastSyncUtc")
         start = parse_utc(text) if text else None
-        new = record.pruned(live).with_cursor(publisher, SyncCursor.starting_at(subscription_id, start))
+        kept = record.pruned(live)
+        parked = kept.cursors[publisher].parked if publisher in kept.cursors else ()
+        moved = replace(SyncCursor.starting_at(subscription_id, start), parked=parked)  # parked events stay parked
+        new = kept.with_cursor(publisher, moved)
         outcome = Outcome(204)
     return replace(new, log=new.log.recording(command_id, outcome)), outcome
 
@@ -162,17 +234,23 @@ def store_cursor(
     """Compare-and-set a subscription's cursor, as a running sync does after each batch.
 
     Body: ``PublisherProgramId``, ``SubscriptionId``, ``Expected`` (the cursor
-    the sync believes is stored, JSON), ``Cursor`` (the new one, JSON). ``sub``
-    is the live subscription to that publisher (None if deleted). Stored only
-    when ``sub`` is still the sync's subscription and its cursor is still
-    ``Expected``; otherwise ``record`` is returned unchanged with False. A
+    the sync believes is stored, JSON), ``Cursor`` (the new one, JSON),
+    optional ``ParkedChanges`` (``parked_changed``). ``sub`` is the live
+    subscription to that publisher (None if deleted). Stored only when ``sub``
+    is still the sync's subscription and its cursor's position is still
+    ``Expected``'s; otherwise ``record`` is returned unchanged with False. A
     redelivered write finds the cursor already moved and changes nothing.
+
+    The parked events are not compared: a redeliver or drop applied while the
+    sync runs must not stop it. The stored list gets the sync's changes instead.
     """
     if sub is None or sub.subscription_id != body.get("SubscriptionId"):
         return record, False
-    if record.cursor_of(sub).to_json() != body.get("Expected"):
+    current = record.cursor_of(sub)
+    if current.position() != SyncCursor.from_json(body.get("Expected") or {"SubscriptionId": ""}).position():
         return record, False
     new = SyncCursor.from_json(body["Cursor"])
     if new.subscription_id != sub.subscription_id:
         return record, False
+    new = replace(new, parked=parked_changed(current.parked, body.get("ParkedChanges")))
     return record.with_cursor(sub.publisher, new), True

@@ -32,17 +32,18 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from hub_stream.events.records import StoredEvent
 from hub_stream.platform import metrics
-from hub_stream.sync.cursors import SyncCursor
+from hub_stream.sync.cursors import ParkedEvent, SyncCursor
 from hub_stream.sync.lb_client import BatchOutcome, CreateBatchClient, LbTarget
+from hub_stream.sync.outcome import ERROR_STATUS, SubscriptionOutcome, sync_answer  # noqa: F401 (re-exported)
+from hub_stream.sync.parking import parked_changes, read_parked, render_parked
 from hub_stream.sync.plan import PlannedBatch, RowAt, plan_batches
 from hub_stream.templating import PayloadTemplate, RowRenderError
-from schemas.timefmt import format_utc, parse_utc
 
 logger = logging.getLogger(__name__)
 
@@ -54,17 +55,6 @@ CreatedUtc comes from the intake worker's clock, the registration time from
 PostgreSQL's: the margin absorbs any skew between them. It costs reading one
 hour of other publishers' records, once, on a subscription's first sync.
 """
-
-# Error codes of a failed subscription, and the HTTP status each gives the
-# whole answer; when several subscriptions fail differently, the first listed wins.
-ERROR_STATUS = {
-    "lb_rejected": 502,
-    "render_failed": 422,
-    "cursor_moved": 409,
-    "sync_interrupted": 503,
-    "events_unavailable": 503,
-    "internal_error": 500,
-}
 
 
 
@@ -93,8 +83,11 @@ class ProgressNotRecorded(RuntimeError):
     """The cursor write did not complete: stop sending; the next sync picks up from the stored cursor."""
 
 
-StoreCursor = Callable[[SyncCursor, SyncCursor], Awaitable[bool]]
-"""(expected, new) -> True when stored; False when the stored cursor is no longer ``expected``."""
+StoreCursor = Callable[[SyncCursor, SyncCursor, "dict[str, Any] | None"], Awaitable[bool]]
+"""(expected, new, parked changes) -> True when stored; False when the stored cursor is no longer ``expected``.
+
+The parked changes (hub_stream.sync.cursors.parked_changed) are merged into
+the stored parked events, which the sync never overwrites."""
 
 
 @dataclass(frozen=True)
@@ -143,60 +136,7 @@ class SyncJob:
     template: PayloadTemplate
     cursor: SyncCursor
     publisher_registered: datetime | None = None  # None: unknown, read from the partition's start
-
-
-@dataclass
-class SubscriptionOutcome:
-    publisher: str
-    status: str = "ok"
-    events: int = 0
-    imported: int = 0
-    ignored: int = 0
-    batches: list[dict[str, Any]] = field(default_factory=list)
-    last_sync_utc: datetime | None = None
-    error: str | None = None
-    error_code: str | None = None  # a key of ERROR_STATUS
-    failed_event_ids: list[str] = field(default_factory=list)
-    lb_status: int | None = None
-    resent: int = 0  # batches sent again after an attempt without an answer (possible duplicates at LB)
-    window: tuple[int, int] | None = None  # [start, end) of hub.events offsets read
-    seconds: dict[str, float] = field(default_factory=dict)  # time per phase, for the log
-
-    def fail(self, code: str, message: str) -> None:
-        """Mark failed; the first failure's code and message stay (later ones follow from it)."""
-        if self.error_code is None:
-            self.error_code, self.error = code, message
-        self.status = "failed"
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> SubscriptionOutcome:
-        """An outcome as ``as_json`` wrote it (a resumed sync keeps what an earlier run completed)."""
-        last = doc.get("LastSyncUtc")
-        outcome = cls(
-            doc["PublisherProgramId"],
-            events=doc.get("Events", 0),
-            imported=doc.get("Imported", 0),
-            ignored=doc.get("Ignored", 0),
-            batches=list(doc.get("Batches") or []),
-            last_sync_utc=parse_utc(last) if last else None,
-            resent=doc.get("Resent", 0),
-        )
-        if doc.get("Status") != "ok":
-            outcome.fail("internal_error", str(doc.get("Error")))
-        return outcome
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "PublisherProgramId": self.publisher,
-            "Status": self.status,
-            "Events": self.events,
-            "Imported": self.imported,
-            "Ignored": self.ignored,
-            "Batches": self.batches,
-            "Resent": self.resent,
-            "LastSyncUtc": format_utc(self.last_sync_utc) if self.last_sync_utc else None,
-            "Error": self.error,
-        }
+    park: bool = False  # OnRenderError "park": an event that fails is parked and skipped
 
 
 async def window_start(job: SyncJob, source: EventSource, end: int | None = None) -> int:
@@ -236,9 +176,18 @@ async def read_window(window: EventWindow) -> list[tuple[int, dict[str, Any]]]:
 
 
 def render_rows(
-    template: PayloadTemplate, events: list[tuple[int, dict[str, Any]]], outcome: SubscriptionOutcome
+    template: PayloadTemplate,
+    events: list[tuple[int, dict[str, Any]]],
+    outcome: SubscriptionOutcome,
+    *,
+    park: bool = False,
+    now: datetime | None = None,
 ) -> list[RowAt] | None:
-    """Every event's row in log order; None (and ``outcome`` failed) when any event fails to render."""
+    """Every event's row in log order; None (and ``outcome`` failed) when any event fails to render.
+
+    With ``park``, a failing event is added to ``outcome.parked`` (parked at
+    ``now``) and skipped instead: the other rows are returned.
+    """
     rows: list[RowAt] = []
     failures: list[RowRenderError] = []
     render = template.render_row
@@ -247,13 +196,17 @@ def render_rows(
             row = render(event)
         except RowRenderError as exc:
             failures.append(exc)
+            if park:
+                outcome.parked.append(ParkedEvent(str(exc.event_id), offset, exc.entry, exc.reason, now or datetime.now().astimezone()))
             continue
         if row is None:
             outcome.ignored += 1
         else:
             rows.append(RowAt(offset, row.import_process_id, row.line))
     outcome.events = len(events)
-    if not failures:
+    if park and failures:
+        metrics.SYNC_ROWS.labels("parked").inc(len(failures))
+    if not failures or park:
         return rows
     outcome.failed_event_ids = [str(f.event_id) for f in failures]
     named = "; ".join(str(f) for f in failures[:MAX_FAILED_EVENTS_NAMED])
@@ -264,6 +217,24 @@ def render_rows(
     )
     metrics.SYNC_ROWS.labels("failed").inc(len(failures))
     return None
+
+
+async def prepare_rows(
+    job: SyncJob, source: EventSource, events: list[tuple[int, dict[str, Any]]], outcome: SubscriptionOutcome, now: datetime
+) -> list[RowAt] | None:
+    """The rows of a sync: parked events queued for redelivery first, then the window's (render_rows).
+
+    A window that holds parked events (its cursor was moved back) skips them:
+    they are sent only when redelivered.
+    """
+    again: list[RowAt] = []
+    if any(p.redeliver for p in job.cursor.parked):
+        again = render_parked(job.template, await read_parked(source, job.publisher, job.cursor.parked), outcome)
+    if job.cursor.parked:
+        held = {p.offset for p in job.cursor.parked}
+        events = [(o, e) for o, e in events if o not in held]
+    rows = render_rows(job.template, events, outcome, park=job.park, now=now)
+    return None if rows is None else again + rows
 
 
 async def sync_subscription(
@@ -289,7 +260,7 @@ async def sync_subscription(
             outcome.window = (start, end)
             events = await read_window(window)
         clock = _lap(outcome, "read", clock)
-        rows = render_rows(job.template, events, outcome)
+        rows = await prepare_rows(job, source, events, outcome, started)
         clock = _lap(outcome, "render", clock)
     if rows is None:
         return outcome
@@ -299,7 +270,7 @@ async def sync_subscription(
     metrics.SYNC_ROWS.labels("ignored").inc(outcome.ignored)
     if outcome.status == "ok" and cursor is not None:
         try:
-            if await store(cursor, cursor.advanced(end, started)):
+            if await store(cursor, cursor.advanced(end, started), parked_changes(outcome)):
                 outcome.last_sync_utc = started
             else:
                 outcome.fail("cursor_moved", _MOVED)
@@ -365,7 +336,7 @@ async def _send(
     cursor = job.cursor
     delivered = dict(cursor.delivered)
     refused: set[int] = set()
-    for batch in plan_batches(rows, delivered=delivered, row_cap=row_cap):
+    for batch in plan_batches(rows, delivered=delivered, row_cap=row_cap, window_start=start):
         if batch.import_process_id in refused:
             continue  # later rows of a refused process wait: order within a process is kept
         if should_stop():
@@ -384,16 +355,21 @@ async def _send(
             refused.add(batch.import_process_id)
             _rejected(outcome, batch, result)
             continue
-        delivered[batch.import_process_id] = batch.last_offset
+        delivered[batch.import_process_id] = max(batch.last_offset, delivered.get(batch.import_process_id, -1))
         new = cursor.in_window(start, delivered)
+        sent_again = [
+            eid for off, (ipid, eid) in outcome.redelivering.items()
+            if ipid == batch.import_process_id and batch.first_offset <= off <= batch.last_offset
+        ]
         try:
-            stored = await store(cursor, new)
+            stored = await store(cursor, new, {"Resolved": sent_again} if sent_again else None)
         except ProgressNotRecorded as exc:
             await batches.answered(sending, batch, result, note=f"{UNRECORDED} ({exc})")
             outcome.fail("sync_interrupted", f"LB accepted a batch, but the progress could not be recorded: {exc}")
             return None
         await batches.answered(sending, batch, result)
         outcome.imported += len(batch.rows)
+        outcome.redelivered += len(sent_again)
         outcome.batches.append(
             {"ImportProcessId": batch.import_process_id, "Rows": len(batch.rows), "BatchId": result.batch_id, "BatchUrl": result.batch_url}
         )
@@ -414,46 +390,3 @@ def _rejected(outcome: SubscriptionOutcome, batch: PlannedBatch, result: BatchOu
         f"LearningBuilder answered {answered} for import process {batch.import_process_id}"
         f" after {result.attempts} attempt(s): {result.message}",
     )
-
-
-def sync_answer(
-    program_id: str, sync_id: str, started: datetime, finished: datetime, outcomes: list[SubscriptionOutcome]
-) -> tuple[int, dict[str, Any]]:
-    """The HTTP status and body of processEvents for these outcomes."""
-    body: dict[str, Any] = {
-        "ProgramId": program_id,
-        "SyncId": sync_id,
-        "StartedUtc": format_utc(started),
-        "FinishedUtc": format_utc(finished),
-        "Subscriptions": [o.as_json() for o in sorted(outcomes, key=lambda o: o.publisher)],
-    }
-    failed = [o for o in outcomes if o.error_code is not None]
-    if not failed:
-        return 200, body
-    code = next(c for c in ERROR_STATUS if any(o.error_code == c for o in failed))
-    first = next(o for o in failed if o.error_code == code)
-    body.update(
-        error=code,
-        message=_headline(code, first, failed),
-        details={"Subscriptions": [_failure_detail(o) for o in sorted(failed, key=lambda o: o.publisher)]},
-    )
-    return ERROR_STATUS[code], body
-
-
-def _headline(code: str, first: SubscriptionOutcome, failed: list[SubscriptionOutcome]) -> str:
-    if code == "lb_rejected":
-        who = ", ".join(o.publisher for o in failed if o.error_code == code)
-        return f"LearningBuilder refused or failed a batch of {who}: {first.error}"
-    if code == "render_failed":
-        count = sum(len(o.failed_event_ids) for o in failed)
-        return f"A template failed on {count} event(s) of {first.publisher}: {first.error}"
-    return f"The sync of {first.publisher} did not complete: {first.error}"
-
-
-def _failure_detail(o: SubscriptionOutcome) -> dict[str, Any]:
-    detail: dict[str, Any] = {"PublisherProgramId": o.publisher, "Error": o.error_code, "Message": o.error}
-    if o.error_code == "lb_rejected":
-        detail["LbStatus"] = o.lb_status
-    if o.failed_event_ids:
-        detail["EventIds"] = o.failed_event_ids
-    return detail

@@ -6,7 +6,10 @@ sync would start from), the same reading (deleted events skipped), routing
 and rendering (``render_rows``), the same grouping by importProcessId, the
 same skipping of rows LB already accepted in a retried window, and the same
 row cap (``plan_batches``). It stops there: no CreateBatch, no cursor write,
-no ledger row. Each planned batch is answered with its row count and its
+no ledger row. Under ``OnRenderError: park`` the answer's ``Parked`` lists
+the events the sync would park (and parked events queued for redelivery
+that would fail again), ``Redelivered`` the parked events it would send.
+Each planned batch is answered with its row count and its
 first ``SAMPLE_ROWS`` rows.
 
 The cursor is read when the dry run starts; a sync running at the same time
@@ -17,15 +20,15 @@ in between (docs/sync.md).
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from hub_stream.sync.delivery import (
     EventSource,
     SubscriptionOutcome,
     SyncJob,
+    prepare_rows,
     read_window,
-    render_rows,
     sync_answer,
     window_bounds,
 )
@@ -41,10 +44,11 @@ async def plan_subscription(job: SyncJob, *, source: EventSource, row_cap: int) 
     async with source.window(job.publisher, start, known_end) as window:
         outcome.window = (start, window.end)
         events = await read_window(window)
-    rows = render_rows(job.template, events, outcome)
+    rows = await prepare_rows(job, source, events, outcome, datetime.now(UTC))
     if rows is None:
         return outcome
-    for batch in plan_batches(rows, delivered=job.cursor.delivered, row_cap=row_cap):
+    outcome.redelivered = len(outcome.redelivering)
+    for batch in plan_batches(rows, delivered=job.cursor.delivered, row_cap=row_cap, window_start=start):
         outcome.imported += len(batch.rows)
         outcome.batches.append(
             {

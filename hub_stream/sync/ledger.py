@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from schemas.timefmt import format_utc
+from schemas.timefmt import format_utc, parse_utc
 
 
 async def start_sync(conn: asyncpg.Pool | asyncpg.Connection, sync_id: str, program_id: str, started: datetime) -> bool:
@@ -291,3 +291,28 @@ async def recent_syncs(conn: asyncpg.Pool | asyncpg.Connection, program_id: str,
             }
         )
     return out
+
+
+async def record_parked_drop(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    program_id: str,
+    publisher: str,
+    dropped: Mapping[str, Any],
+    *,
+    when: datetime,
+    by: str | None,
+) -> None:
+    """A parked event staff dropped (``dropped``: the parked event's JSON): it will never be delivered."""
+    await conn.execute(
+        "INSERT INTO parked_drops (program_id, publisher_program_id, event_id, event_offset, entry_key, reason,"
+        " parked_utc, dropped_utc, dropped_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        program_id,
+        publisher,
+        dropped["EventId"],
+        dropped["Offset"],
+        dropped.get("EntryKey"),
+        dropped["Reason"],
+        parse_utc(dropped["ParkedUtc"]),
+        when,
+        by,
+    )

@@ -32,14 +32,20 @@ class PlannedBatch:
     last_offset: int
 
 
-def plan_batches(rows: Iterable[RowAt], *, delivered: Mapping[int, int], row_cap: int) -> list[PlannedBatch]:
+def plan_batches(
+    rows: Iterable[RowAt], *, delivered: Mapping[int, int], row_cap: int, window_start: int = 0
+) -> list[PlannedBatch]:
     """Group rows by importProcessId (first appearance order), skip what LB already
-    accepted in this window, and split each group into batches of at most ``row_cap``."""
+    accepted in this window, and split each group into batches of at most ``row_cap``.
+
+    Rows before ``window_start`` are parked events sent again (they come
+    first): ``delivered`` does not cover them (a parked event LB accepted is
+    no longer parked), so they are never skipped."""
     if row_cap < 1:
         raise ValueError("row_cap must be at least 1")
     groups: dict[int, list[RowAt]] = {}
     for row in rows:
-        if row.offset <= delivered.get(row.import_process_id, -1):
+        if window_start <= row.offset <= delivered.get(row.import_process_id, -1):
             continue
         groups.setdefault(row.import_process_id, []).append(row)
     batches: list[PlannedBatch] = []

@@ -374,8 +374,8 @@ async def test_past_the_timeout_504_and_the_sync_still_finishes_and_is_recorded(
         assert delivered(lb) == [(11, n) for n in range(1, 5)]
 
 
-async def start_worker_and_wait(settings: HubSettings, rpc: RpcClient, key: str, log: Path) -> HubProcess:
-    worker = HubProcess("worker", settings, log)
+async def start_worker_and_wait(settings: HubSettings, rpc: RpcClient, key: str, log: Path, **env: str) -> HubProcess:
+    worker = HubProcess("worker", settings, log, **env)
     deadline = time.monotonic() + 120
     while True:
         try:

@@ -12,7 +12,7 @@ from agents.subscription_health import LastSync, health_rows, statuses_of
 from hub_stream.events.records import partition_for
 from hub_stream.platform.metrics import SubscriptionHealthCollector
 from hub_stream.subscriptions.records import SubscriberRecord, Subscription
-from hub_stream.sync.cursors import SubscriberCursors, SyncCursor
+from hub_stream.sync.cursors import ParkedEvent, SubscriberCursors, SyncCursor
 
 T = "2026-11-20T10:00:00.000Z"
 PARTITIONS = 8
@@ -73,3 +73,18 @@ def test_the_collector_exposes_parseable_gauges() -> None:
     assert samples[("hub_subscription_seconds_since_last_success", key)] > 0
     collector.replace({})  # the subscription went away (deleted, or its partition moved): its series go too
     assert "hub_subscription_pending_records{" not in generate_latest(registry).decode()
+
+
+def test_parked_events_are_counted_per_subscription() -> None:
+    parked = tuple(ParkedEvent(f"E:A-{n}", n, "COURSE", "row is not valid JSON", datetime(2026, 11, 20, tzinfo=UTC)) for n in (3, 7))
+    record = SubscriberRecord({"A": sub("A"), "B": sub("B")})
+    cursors = SubscriberCursors().with_cursor("A", SyncCursor("id-A", next_offset=9, parked=parked))
+    rows = health_rows({"SUB": record}, {"SUB": cursors}, {}, PARTITIONS, {}, {})
+    assert (rows[("SUB", "A")].parked_events, rows[("SUB", "B")].parked_events) == (2, 0)
+    collector = SubscriptionHealthCollector()
+    registry = CollectorRegistry()
+    registry.register(collector)
+    collector.replace(rows)
+    text = generate_latest(registry).decode()
+    assert 'hub_subscription_parked_events{program="SUB",publisher="A"} 2.0' in text
+    assert 'hub_subscription_parked_events{program="SUB",publisher="B"} 0.0' in text

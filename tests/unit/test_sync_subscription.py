@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from hub_stream.events.records import StoredEvent
 from hub_stream.local.lb_standin import FakeLB, start_fake_lb
 from hub_stream.platform.settings import HubSettings
-from hub_stream.sync.cursors import SyncCursor
+from hub_stream.sync.cursors import SyncCursor, parked_changed
 from hub_stream.sync.delivery import (
     ProgressNotRecorded,
     SendingBatch,
@@ -81,14 +82,14 @@ class MemoryCursors:
         self.move_after: int | None = None  # simulate a PATCH after this many writes
         self.fail_after: int | None = None  # simulate an unreachable agent after this many writes
 
-    async def __call__(self, expected: SyncCursor, new: SyncCursor) -> bool:
+    async def __call__(self, expected: SyncCursor, new: SyncCursor, parked_changes: dict[str, Any] | None = None) -> bool:
         if self.fail_after is not None and len(self.saved) >= self.fail_after:
             raise ProgressNotRecorded("the agent did not answer")
         if self.move_after is not None and len(self.saved) >= self.move_after:
             self.current = SyncCursor(new.subscription_id, from_time=STARTED)
-        if expected != self.current:
+        if expected.position() != self.current.position():  # as cursors.store_cursor compares
             return False
-        self.current = new
+        self.current = replace(new, parked=parked_changed(self.current.parked, parked_changes))
         self.saved.append(new)
         return True
 
@@ -124,11 +125,12 @@ async def run(
     ledger: MemoryLedger | None = None,
     should_stop: Any = lambda: False,
     settings: HubSettings | None = None,
+    park: bool = False,
 ) -> tuple[Any, SyncCursor, list[SyncCursor]]:
     store = cursor if isinstance(cursor, MemoryCursors) else MemoryCursors(cursor)
     async with CreateBatchClient(settings or HubSettings(lb_max_retries=0)) as client:
         outcome = await sync_subscription(
-            SyncJob("PUB", parse_payload_template(template), store.current, registered),
+            SyncJob("PUB", parse_payload_template(template), store.current, registered, park=park),
             source=source,
             lb=client,
             target=LbTarget(lb.base_url, KEY),
