@@ -19,6 +19,7 @@ from api.state import POOL
 from api.workers import ask
 from hub_stream.sync import ledger
 from hub_stream.sync.parking import DEFAULT_PAGE, MAX_PAGE
+from schemas.common import EVENT_ID_SCHEMA, PROGRAM_ID_SCHEMA
 from schemas.parked import ParkedPage, RedeliverIn, RedeliverOut
 from schemas.timefmt import utc_now
 
@@ -85,8 +86,8 @@ def setup(app: web.Application) -> None:
     app.router.add_delete(_BASE + "/{eventId}", drop_parked)
 
 
-_PROGRAM = Param("programId", "path", "the subscriber: 1-25 of A-Z a-z 0-9 _ - .")
-_PUBLISHER = Param("publisherProgramId", "path", "the publisher: 1-25 of A-Z a-z 0-9 _ - .")
+_PROGRAM = Param("programId", "path", "the subscriber: 1-25 of A-Z a-z 0-9 _ - .", schema=PROGRAM_ID_SCHEMA)
+_PUBLISHER = Param("publisherProgramId", "path", "the publisher: 1-25 of A-Z a-z 0-9 _ - .", schema=PROGRAM_ID_SCHEMA)
 _NO_SUB = (404, ("No such subscription (subscription_not_found).", None))
 _NO_WORKER = (503, ("No worker answered in time (workers_unavailable).", None))
 OPERATIONS = [
@@ -98,7 +99,12 @@ OPERATIONS = [
         params=(
             _PROGRAM,
             _PUBLISHER,
-            Param("limit", "query", f"events per page, 1-{MAX_PAGE} (default {DEFAULT_PAGE})", type="integer"),
+            Param(
+                "limit",
+                "query",
+                f"events per page, 1-{MAX_PAGE} (default {DEFAULT_PAGE})",
+                schema={"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+            ),
             Param("pageToken", "query", "NextPageToken of the previous page"),
         ),
         tag="subscriptions",
@@ -123,7 +129,7 @@ OPERATIONS = [
             404: ("No such subscription, or the event is not parked (parked_event_not_found).", None),
             _NO_WORKER[0]: _NO_WORKER[1],
         },
-        params=(_PROGRAM, _PUBLISHER, Param("eventId", "path", "the parked event's EventId")),
+        params=(_PROGRAM, _PUBLISHER, Param("eventId", "path", "the parked event's EventId", schema=EVENT_ID_SCHEMA)),
         tag="subscriptions",
     ),
 ]
