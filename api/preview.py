@@ -137,7 +137,8 @@ async def preview_subscription(request: web.Request) -> web.Response:
     body = await _preview_body(request)
     given = body.model_fields_set
     if body.Events is not None and body.Latest is not None:
-        raise ApiError(400, "conflicting_fields", "Send Events or Latest, not both.", {"fields": ["Events", "Latest"]})
+        # Each field is valid alone: the pair is what cannot be served (422, as the document allows both).
+        raise ApiError(422, "conflicting_fields", "Send Events or Latest, not both.", {"fields": ["Events", "Latest"]})
     programs = await _programs(request.app, program_id, publisher_id)
     if body.LbApiPayloadTemplate is not None:
         template = _template(body.LbApiPayloadTemplate, body.ImportProcessId)

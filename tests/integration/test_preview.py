@@ -75,6 +75,8 @@ async def test_preview_of_latest_live_events_and_of_given_ones_sends_and_stores_
     assert five["Row"] == {"email": "p5@example.org", "score": 5} and five["Error"] is None
     assert body["Summary"] == {"Import": 2, "Ignore": 1, "Failed": 1}
 
+    status, body = await preview(http, system, sub, pub, {"Latest": 1, "Events": [published(pub, 1)]})
+    assert status == 422 and body["error"] == "conflicting_fields", body
     status, body = await preview(http, system, sub, pub, {"Latest": 1})
     assert status == 200 and [r["PublisherEventId"] for r in body["Results"]] == ["ev-5"]
 
