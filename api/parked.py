@@ -83,7 +83,8 @@ async def drop_parked(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     app.router.add_get(_BASE, list_parked)
     app.router.add_post(_BASE + "/redeliver", redeliver_parked)
-    app.router.add_delete(_BASE + "/{eventId}", drop_parked)
+    # Only an EventId (E:...) names a parked event: .../parked/redeliver is another resource (POST only).
+    app.router.add_delete(_BASE + "/{eventId:E:[^/]+}", drop_parked)
 
 
 _PROGRAM = Param("programId", "path", "the subscriber: 1-25 of A-Z a-z 0-9 _ - .", schema=PROGRAM_ID_SCHEMA)
