@@ -340,6 +340,9 @@ async def test_staff_run_the_hub_from_the_console(
 
                 # --- sign out forgets the key -------------------------------------
                 await page.click("#sign-out")
+                # The page may redraw after the click's handlers: wait for the outcome, then assert it.
+                await page.wait_for_selector("#credentials", state="visible")
+                await page.wait_for_function("() => sessionStorage.length === 0")
                 assert await page.evaluate("() => sessionStorage.length") == 0
                 assert await page.is_visible("#credentials")
                 await browser.close()
