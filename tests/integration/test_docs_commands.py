@@ -42,8 +42,9 @@ CHECKED_ELSEWHERE = {
         "hosts of the reader's; `hub db migrate`, `hub worker`, `hub api` with these variables are what"
         " every integration test starts (support.HubProcess) and docker-compose.yml runs"
     ),
-    ("kafka.md", 'bootstrap="$(scripts/kafka.sh start | tail -n 1)"   # 127.0.0.1:19092'): (
-        ".ci/run runs these lines (needs Java and Maven)"
+    ("kafka.md", 'bootstrap="$(scripts/kafka.sh start | tail -n 1)"'): (
+        "test_kafka_sh_starts_answers_and_stops (below) runs scripts/kafka.sh start, status and stop;"
+        " the suite on a given broker is what .ci/run's stages do"
     ),
 }
 
@@ -125,3 +126,21 @@ def test_block_runs_as_written(name: str, block: str, stack: dict[str, str], cle
         check=False,
     )
     assert done.returncode == 0, f"{name}: block failed (exit {done.returncode})\n{block}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+
+
+def test_kafka_sh_starts_answers_and_stops(tmp_path: Path) -> None:
+    """docs/kafka.md: scripts/kafka.sh start prints the bootstrap last, status finds it, stop ends it."""
+    env = {**os.environ, "HUB_KAFKA_WORKDIR": str(tmp_path / "kafka"), "HUB_KAFKA_PORT": str(free_port())}
+    script = str(ROOT / "scripts" / "kafka.sh")
+    try:
+        started = subprocess.run([script, "start"], env=env, capture_output=True, text=True, timeout=180, check=False)
+        assert started.returncode == 0, started.stderr[-2000:]
+        bootstrap = started.stdout.strip().splitlines()[-1]
+        assert bootstrap == f"127.0.0.1:{env['HUB_KAFKA_PORT']}", started.stdout
+        status = subprocess.run([script, "status"], env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert status.returncode == 0 and bootstrap in status.stdout, (status.stdout, status.stderr)
+    finally:
+        stopped = subprocess.run([script, "stop"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert stopped.returncode == 0, stopped.stderr
+    after = subprocess.run([script, "status"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert after.returncode != 0, after.stdout
