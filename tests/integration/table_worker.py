@@ -10,6 +10,8 @@ kind "dump" answers the whole local table.
 
 from __future__ import annotations
 
+import logging
+
 import faust
 
 from agents.request_agent import request_agent
@@ -24,6 +26,9 @@ TABLE = "tabletest"
 def main() -> None:
     settings = HubSettings()
     setup_logging(settings.log_level)
+    # The test prints this log when a restart does not recover: show Faust's
+    # recovery steps, which the hub's own logging keeps quiet.
+    logging.getLogger("faust.tables").setLevel(logging.INFO)
     app = create_faust_app(settings)
     topics = HubTopics(app)
     requests = raw_topic(app, settings.topic("tabletest"), 1)

@@ -12,7 +12,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from support import settings_env
 
-from hub_stream.platform.request_reply import RpcClient
+from hub_stream.platform.request_reply import RpcClient, RpcTimeout
 from hub_stream.platform.settings import HubSettings
 from hub_stream.platform.topics import COMPACTED, ensure_topics
 
@@ -78,7 +78,12 @@ async def test_restart_recovers_every_entry(settings: HubSettings, tmp_path: Pat
         worker.wait(30)
 
         worker = _start_worker(settings, tmp_path / "worker2.log")
-        recovered = await _dump(client, settings, timeout=90)
+        try:
+            recovered = await _dump(client, settings, timeout=120)
+        except RpcTimeout:
+            # Say where the restarted worker got stuck (recovery, rebalance, ...).
+            log = (tmp_path / "worker2.log").read_text(errors="replace")
+            pytest.fail(f"the restarted worker did not answer within 120 s; its log ends:\n{log[-4000:]}")
         missing = {k for k in expected if k not in recovered}
         stale = {k for k in expected if k in recovered and recovered[k] != expected[k]}
         assert not missing and not stale, (
