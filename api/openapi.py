@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from api.openapi_examples import EXAMPLES, PARAMETERS
 from schemas.common import Problem
 
 PROBLEM_CODES = {400, 401, 403, 404, 409, 413, 422, 502, 503, 504}
@@ -31,17 +32,51 @@ class Param:
     schema: dict[str, Any] | None = None  # the whole JSON Schema (patterns, bounds); else {"type": type}
 
 
+# One model, or several the answer may be any of (``anyOf``, the first listed tried first).
+Answer = type[BaseModel] | tuple[type[BaseModel], ...] | None
+
+
 @dataclass(frozen=True)
 class Operation:
     method: str
     path: str
     summary: str
-    responses: dict[int, tuple[str, type[BaseModel] | None]]
+    responses: dict[int, tuple[str, Answer]]
     body: type[BaseModel] | None = None
     params: tuple[Param, ...] = ()
     auth: bool = True
     tag: str = "hub"
     list_response: frozenset[int] = field(default_factory=frozenset)  # statuses whose body is a list
+    body_required: bool = True
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.method.upper(), self.path
+
+
+def _models(answer: Answer) -> tuple[type[BaseModel], ...]:
+    if answer is None:
+        return ()
+    return answer if isinstance(answer, tuple) else (answer,)
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+LOCATION_HEADER = {
+    "Location": {
+        "description": "The path of the created resource (GET it, or DELETE it where the API allows).",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+
+
+def operation_id(op: Operation) -> str:
+    """``get_api_programs_programId``; a path ending in ``/`` adds ``_index`` (/console/ is not /console)."""
+    name = op.path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
+    return f"{op.method.lower()}_{name}" + ("_index" if op.path.endswith("/") and op.path != "/" else "")
 
 
 def build_spec(operations: Iterable[Operation], *, version: str = "0.1.0") -> dict[str, Any]:
@@ -50,7 +85,8 @@ def build_spec(operations: Iterable[Operation], *, version: str = "0.1.0") -> di
     for op in ops:
         if op.body is not None:
             models.add(op.body)
-        models.update(m for _, m in op.responses.values() if m is not None)
+        for _, answer in op.responses.values():
+            models.update(_models(answer))
     ordered = sorted(models, key=lambda m: m.__name__)
     _, defs = models_json_schema(
         [(m, "validation" if any(op.body is m for op in ops) else "serialization") for m in ordered],
@@ -62,20 +98,22 @@ def build_spec(operations: Iterable[Operation], *, version: str = "0.1.0") -> di
         entry: dict[str, Any] = {
             "summary": op.summary,
             "tags": [op.tag],
-            "operationId": f"{op.method.lower()}_{op.path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+            "operationId": operation_id(op),
             "responses": {},
         }
         params = [
             {"name": p.name, "in": p.where, "required": p.required or p.where == "path", "description": p.description, "schema": p.schema or {"type": p.type}}
+            | ({"example": PARAMETERS[p.name]} if p.name in PARAMETERS else {})
             for p in op.params
         ]
         if params:
             entry["parameters"] = params
+        examples = EXAMPLES.get(op.key, {})
         if op.body is not None:
-            entry["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}},
-            }
+            media: dict[str, Any] = {"schema": _ref(op.body)}
+            if "request" in examples:
+                media["examples"] = {"example": {"value": examples["request"]}}
+            entry["requestBody"] = {"required": op.body_required, "content": {"application/json": media}}
         statuses = dict(op.responses)
         if op.auth:
             statuses.setdefault(401, ("Missing or wrong credentials.", Problem))
@@ -83,15 +121,19 @@ def build_spec(operations: Iterable[Operation], *, version: str = "0.1.0") -> di
         if op.body is not None:
             statuses.setdefault(400, ("The body is not valid.", Problem))
             statuses.setdefault(413, ("The body is over 1 MiB.", Problem))
-        for status, (description, model) in sorted(statuses.items()):
+        for status, (description, answer) in sorted(statuses.items()):
             response: dict[str, Any] = {"description": description}
-            if model is None and status in PROBLEM_CODES:
-                model = Problem
-            if model is not None:
-                schema: dict[str, Any] = {"$ref": f"#/components/schemas/{model.__name__}"}
+            models = _models(answer) or ((Problem,) if status in PROBLEM_CODES else ())
+            if models:
+                schema: dict[str, Any] = _ref(models[0]) if len(models) == 1 else {"anyOf": [_ref(m) for m in models]}
                 if status in op.list_response:
                     schema = {"type": "array", "items": schema}
-                response["content"] = {"application/json": {"schema": schema}}
+                media = {"schema": schema}
+                if status in examples:
+                    media["examples"] = {"example": {"value": examples[status]}}
+                response["content"] = {"application/json": media}
+            if status == 201:
+                response["headers"] = LOCATION_HEADER
             entry["responses"][str(status)] = response
         if op.auth:
             entry["security"] = [{"basicAuth": []}]
