@@ -7,8 +7,12 @@ route has no entry.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -64,13 +68,14 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-LOCATION_HEADER = {
-    "Location": {
+def _location(example: str | None) -> dict[str, Any]:
+    """The header every 201 carries."""
+    header: dict[str, Any] = {
         "description": "The path of the created resource (GET it, or DELETE it where the API allows).",
         "required": True,
         "schema": {"type": "string"},
     }
-}
+    return {"Location": header | ({"example": example} if example else {})}
 
 
 def operation_id(op: Operation) -> str:
@@ -133,7 +138,7 @@ def build_spec(operations: Iterable[Operation], *, version: str = "0.1.0") -> di
                     media["examples"] = {"example": {"value": examples[status]}}
                 response["content"] = {"application/json": media}
             if status == 201:
-                response["headers"] = LOCATION_HEADER
+                response["headers"] = _location(examples.get("Location"))
             entry["responses"][str(status)] = response
         if op.auth:
             entry["security"] = [{"basicAuth": []}]
@@ -164,7 +169,28 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(request.app[SPEC])
 
 
-async def docs_page(request: web.Request) -> web.Response:
-    """A self-contained page that renders /openapi.json (no CDN, works offline)."""
+@cache
+def _docs_page() -> tuple[str, str]:
+    """The page and its Content-Security-Policy: its own inline script and style (by hash), calls to
+    this origin only. The page holds an API key typed in: nothing else may run on it."""
     page = (resources.files("api") / "static" / "docs.html").read_text()
-    return web.Response(text=page, content_type="text/html")
+
+    def hashes(tag: str) -> str:
+        found = re.findall(rf"<{tag}>(.*?)</{tag}>", page, re.DOTALL)
+        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()}'" for text in found)
+
+    csp = (
+        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; connect-src 'self';"
+        " img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return page, csp
+
+
+async def docs_page(request: web.Request) -> web.Response:
+    """A self-contained page that renders /openapi.json (no CDN, works offline), with try-it forms."""
+    # The console's headers, but for the policy (a lazy import: api.console imports this module).
+    from api.console import SECURITY_HEADERS
+
+    page, csp = _docs_page()
+    headers = {**SECURITY_HEADERS, "Content-Security-Policy": csp}
+    return web.Response(text=page, content_type="text/html", headers=headers)

@@ -1,9 +1,10 @@
 """Example requests and answers of the OpenAPI document (shown on /docs).
 
-Keyed by (METHOD, path) as the operations are; ``"request"`` is the body sent,
-a status its answer's body. tests/unit/test_openapi.py validates every example
-against its schema and every request example with the model the hub itself
-checks bodies with, so an example the hub would refuse cannot stay here.
+Keyed by (METHOD, path) as the operations are: ``"request"`` is the body sent,
+a status its answer's body, ``"Location"`` the header of its 201.
+tests/unit/test_openapi_document.py validates every example against its schema
+and every request example with the model the hub itself checks bodies with;
+tests/integration/test_openapi_client.py sends them to a running hub.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ _TEMPLATE = {
     "COURSE": {
         "action": "import",
         "importProcessId": 12,
-        "batchRowTemplate": '{"Email": "{{PublisherEventData.email}}", "Score": {{json PublisherEventData.score}}}',
+        "batchRowTemplate": '{"Email": "{{email}}", "Score": {{json score}}}',
     },
     "_default": {"action": "ignore"},
 }
@@ -133,6 +134,7 @@ EXAMPLES: dict[tuple[str, str], dict[Any, Any]] = {
     },
     ("GET", "/api/programs"): {200: [_PROGRAM_OUT]},
     ("PUT", _PROGRAM): {
+        "Location": f"/api/programs/{SUB}",
         "request": {
             "Name": "Acme Nursing Board",
             "LbBaseUrl": "https://acme.learningbuilder.example.com",
@@ -151,6 +153,7 @@ EXAMPLES: dict[tuple[str, str], dict[Any, Any]] = {
         ),
     },
     ("POST", "/api/keys"): {
+        "Location": f"/api/keys/{USER_ID}",
         "request": {"Programs": {PUB: "write", SUB: "read"}},
         201: {"UserId": USER_ID, "ApiKey": "hk_6Jm0yV2r9QkXb1sTzL4aPq8wEoNc3uHd"},
     },
@@ -160,13 +163,14 @@ EXAMPLES: dict[tuple[str, str], dict[Any, Any]] = {
     ("GET", "/api/keys/{userId}"): {
         200: {"UserId": USER_ID, "System": False, "Programs": {PUB: "write", SUB: "read"}, "CreatedUtc": NOW, "RevokedUtc": None},
     },
-    ("POST", "/api/events"): {"request": _EVENT_IN, 201: {"EventId": EVENT_ID}, 200: {"EventId": EVENT_ID}},
+    ("POST", "/api/events"): {"Location": f"/api/events/{EVENT_ID}", "request": _EVENT_IN, 201: {"EventId": EVENT_ID}, 200: {"EventId": EVENT_ID}},
     ("GET", "/api/events/{programId}"): {200: {"Events": [_EVENT_OUT], "NextPageToken": None}},
     ("DELETE", "/api/events/{eventId}"): {
         404: _problem("event_not_found", f"There is no event {EVENT_ID!r} (unknown, or deleted).", EventId=EVENT_ID),
     },
     ("GET", _SUBS): {200: [_SUBSCRIPTION]},
     ("POST", _SUBS): {
+        "Location": f"/api/programs/{SUB}/eventSubs/{PUB}",
         "request": {"PublisherProgramId": PUB, "SyncEnabled": True, "LbApiPayloadTemplate": _TEMPLATE, "OnRenderError": "stop"},
         409: _problem(
             "subscription_exists",

@@ -47,6 +47,7 @@ def test_every_201_documents_its_location_header(spec: dict[str, Any]) -> None:
         if "201" in op["responses"]:
             location = op["responses"]["201"]["headers"]["Location"]
             assert location["required"] and location["schema"] == {"type": "string"}, (method, path)
+            assert location["example"].startswith("/api/"), (method, path)
 
 
 def test_path_parameters_are_named_as_in_the_contract(spec: dict[str, Any]) -> None:
