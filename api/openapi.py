@@ -79,8 +79,9 @@ def _location(example: str | None) -> dict[str, Any]:
 
 
 def operation_id(op: Operation) -> str:
-    """``get_api_programs_programId``; a path ending in ``/`` adds ``_index`` (/console/ is not /console)."""
-    name = op.path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
+    """``get_api_programs_programId``, ``get_openapi_json``: letters, digits and ``_`` (a generated
+    client's function names); a path ending in ``/`` adds ``_index`` (/console/ is not /console)."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", op.path.strip("/").replace("{", "").replace("}", ""))
     return f"{op.method.lower()}_{name}" + ("_index" if op.path.endswith("/") and op.path != "/" else "")
 
 
