@@ -53,7 +53,7 @@ def _utc_text(value: Any) -> str | None:
     if isinstance(value, datetime):
         return format_utc(value)
     if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 timestamp string or null")
+        raise ValueError("must be an ISO 8601 timestamp string or null")  # noqa: TRY004 - pydantic reports ValueError only
     return format_utc(parse_utc(value))
 
 

@@ -7,6 +7,7 @@ import asyncio
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -21,21 +22,27 @@ from schemas.programs import ProgramBody
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (scripts/test-deps.sh installs it as root)")
-async def test_docs_page_lists_every_endpoint_in_headless_chromium(settings: HubSettings, tmp_path: Path) -> None:
+async def served_spec(url: str) -> dict[str, Any]:
+    """GET /openapi.json once the API answers."""
     import aiohttp
 
-    with hub_processes(settings, tmp_path, workers=0, apis=1) as (procs, urls):
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                try:
-                    async with http.get(f"{urls[0]}/openapi.json") as r:
-                        spec = await r.json()
-                        break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            try:
+                async with http.get(f"{url}/openapi.json") as r:
+                    return dict(await r.json())
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+    raise AssertionError(f"{url}/openapi.json did not answer")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (scripts/test-deps.sh installs it as root)")
+async def test_docs_page_lists_every_endpoint_in_headless_chromium(settings: HubSettings, tmp_path: Path) -> None:
+    with hub_processes(settings, tmp_path, workers=0, apis=1) as (_procs, urls):
+        spec = await served_spec(urls[0])
         # The flags keep Chromium off the network entirely (this machine has none).
-        out = subprocess.run(
+        out = await asyncio.to_thread(
+            subprocess.run,
             [
                 CHROMIUM,
                 "--headless",
@@ -46,6 +53,7 @@ async def test_docs_page_lists_every_endpoint_in_headless_chromium(settings: Hub
                 f"{urls[0]}/docs",
             ],
             capture_output=True,
+            check=False,
             text=True,
             timeout=120,
         )
@@ -61,21 +69,12 @@ async def test_docs_page_lists_every_endpoint_in_headless_chromium(settings: Hub
 async def test_docs_page_searches_shows_examples_and_tries_a_call_with_a_key_kept_in_memory(
     settings: HubSettings, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    import aiohttp
-
     playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is in the test extras")
     system = await create_key(pool, system=True)
     await put_program(pool, "ACMEDOCS", ProgramBody(Name="Acme seen from /docs"))
     with hub_processes(settings, tmp_path, workers=0, apis=1) as (_procs, urls):
         url = urls[0]
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                try:
-                    async with http.get(f"{url}/openapi.json") as r:
-                        spec = await r.json()
-                        break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
+        spec = await served_spec(url)
         total = sum(len(item) for item in spec["paths"].values())
         requested: list[str] = []
         csp_reports: list[str] = []

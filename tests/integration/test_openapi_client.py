@@ -158,6 +158,17 @@ async def test_a_generated_client_calls_every_endpoint(settings: HubSettings, po
     ))
 
 
+async def patch_subscription(call: Calls, status: int, body: dict[str, Any], **query: Any) -> None:
+    await call(
+        "patch_api_programs_programId_eventSubs_publisherProgramId",
+        status,
+        program_id=SUB,
+        publisher_program_id=PUB,
+        body=call.body("SubscriptionPatch", body),
+        **query,
+    )
+
+
 def _basic(user_id: str, secret: str) -> str:
     import base64
 
@@ -234,33 +245,14 @@ async def walk_every_endpoint(call: Calls, lb: Any) -> None:
 
     # A template that fails (saved with force=true): 422 render_failed with the whole sync answer.
     broken = {"LbApiPayloadTemplate": BROKEN_ROW, "ImportProcessId": 7}
-    await call(
-        "patch_api_programs_programId_eventSubs_publisherProgramId",
-        422,
-        program_id=SUB,
-        publisher_program_id=PUB,
-        body=call.body("SubscriptionPatch", broken),
-    )
-    await call(
-        "patch_api_programs_programId_eventSubs_publisherProgramId",
-        204,
-        program_id=SUB,
-        publisher_program_id=PUB,
-        body=call.body("SubscriptionPatch", broken),
-        force=True,
-    )
+    await patch_subscription(call, 422, broken)
+    await patch_subscription(call, 204, broken, force=True)
     failed = await call("post_api_processEvents", 422, program_id=SUB)
     assert failed.error == "render_failed" and failed.subscriptions[0].status.value == "failed"
     assert failed.details.subscriptions[0].event_ids
 
     # Park instead: the sync goes on; the parked event is listed, queued again, dropped.
-    await call(
-        "patch_api_programs_programId_eventSubs_publisherProgramId",
-        204,
-        program_id=SUB,
-        publisher_program_id=PUB,
-        body=call.body("SubscriptionPatch", {"OnRenderError": "park"}),
-    )
+    await patch_subscription(call, 204, {"OnRenderError": "park"})
     parked_sync = await call("post_api_processEvents", 200, program_id=SUB)
     parked_ids = [p.event_id for p in parked_sync.subscriptions[0].parked]
     assert parked_ids
@@ -285,13 +277,7 @@ async def walk_every_endpoint(call: Calls, lb: Any) -> None:
     assert [s.http_status for s in history.syncs][:4] == [200, 422, 502, 200]
 
     # The vendor's spelling SynEnabled, as the document offers it.
-    await call(
-        "patch_api_programs_programId_eventSubs_publisherProgramId",
-        204,
-        program_id=SUB,
-        publisher_program_id=PUB,
-        body=call.body("SubscriptionPatch", {"SynEnabled": False}),
-    )
+    await patch_subscription(call, 204, {"SynEnabled": False})
     assert not (await call("get_api_programs_programId_eventSubs_publisherProgramId", 200, program_id=SUB, publisher_program_id=PUB)).sync_enabled
 
     # Deleting: an event, then the program while subscribed (409), the subscription, the program.
