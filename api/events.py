@@ -6,7 +6,8 @@ appends to hub.events and answers. Listing reads hub.events directly (a log
 anyone may read) and asks the intake agent which of the events read are
 deleted. GET and DELETE have one path shape, two names: ``{programId}`` to
 list, ``{eventId}`` to delete; an id with a ``:`` is an EventId, never a
-program id (the two patterns of the document are disjoint). See docs/events.md.
+program id, so the two resources are disjoint (GET of an EventId or DELETE of
+an id without ``:`` is 405). See docs/events.md.
 """
 
 from __future__ import annotations
@@ -152,16 +153,17 @@ async def list_events(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """Add the event routes (GET /api/events/{programId} and DELETE /api/events/{eventId}: the
-    router tries both resources, so a DELETE of any id reaches delete_event, as before)."""
+    """Add the event routes: GET /api/events/{programId}, DELETE /api/events/{eventId}."""
     async def registered(program_ids: list[str]) -> set[str]:
         return await registered_programs(app[POOL], program_ids)
 
     # One attempt, bounded by the pool's own command timeout: a failure is this request's 500.
     app[REGISTERED] = PublisherRegistry(registered, budget_s=0.0, attempt_s=DB_COMMAND_TIMEOUT_S)
     app.router.add_post("/api/events", publish_event)
-    app.router.add_get("/api/events/{programId}", list_events)
-    app.router.add_delete("/api/events/{eventId}", delete_event)
+    # Disjoint by the ``:`` (a program id has none, an EventId always has one): each URL
+    # is one resource of the document, so a 405's Allow names exactly its methods.
+    app.router.add_get("/api/events/{programId:[^/:]+}", list_events)
+    app.router.add_delete("/api/events/{eventId:[^/]*:[^/]*}", delete_event)
 
 
 _PROGRAM = Param("programId", "path", "the publisher's programId (1-25 of A-Z a-z 0-9 _ - .)", schema=PROGRAM_ID_SCHEMA)
