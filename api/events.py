@@ -4,8 +4,10 @@ Publishing and deleting are requests to the intake agent on the incoming
 topic, keyed by the publisher (hub_stream.platform.request_reply); the agent deduplicates,
 appends to hub.events and answers. Listing reads hub.events directly (a log
 anyone may read) and asks the intake agent which of the events read are
-deleted. GET and DELETE share one path (``/api/events/{id}``): an id with a
-``:`` is an EventId, never a program id. See docs/events.md.
+deleted. GET and DELETE have one path shape, two names: ``{programId}`` to
+list, ``{eventId}`` to delete; an id with a ``:`` is an EventId, never a
+program id, so the two resources are disjoint (GET of an EventId or DELETE of
+an id without ``:`` is 405). See docs/events.md.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ async def publish_event(request: web.Request) -> web.Response:
 
 
 async def delete_event(request: web.Request) -> web.Response:
-    event_id = request.match_info["id"]
+    event_id = request.match_info["eventId"]
     publisher = publisher_of(event_id)
     if publisher is None:
         body = not_found(event_id)
@@ -124,7 +126,7 @@ def _bad_query(exc: BadQuery) -> ApiError:
 
 
 async def list_events(request: web.Request) -> web.Response:
-    program_id = program_id_from(request.match_info["id"])
+    program_id = program_id_from(request.match_info["programId"])
     require_read(request, program_id)
     try:
         query = _query(program_id, request.query)
@@ -151,19 +153,21 @@ async def list_events(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """Add the event routes (GET and DELETE share /api/events/{id})."""
+    """Add the event routes: GET /api/events/{programId}, DELETE /api/events/{eventId}."""
     async def registered(program_ids: list[str]) -> set[str]:
         return await registered_programs(app[POOL], program_ids)
 
     # One attempt, bounded by the pool's own command timeout: a failure is this request's 500.
     app[REGISTERED] = PublisherRegistry(registered, budget_s=0.0, attempt_s=DB_COMMAND_TIMEOUT_S)
     app.router.add_post("/api/events", publish_event)
-    app.router.add_get("/api/events/{id}", list_events)
-    app.router.add_delete("/api/events/{id}", delete_event)
+    # Disjoint by the ``:`` (a program id has none, an EventId always has one): each URL
+    # is one resource of the document, so a 405's Allow names exactly its methods.
+    app.router.add_get("/api/events/{programId:[^/:]+}", list_events)
+    app.router.add_delete("/api/events/{eventId:[^/]*:[^/]*}", delete_event)
 
 
-_PROGRAM = Param("id", "path", "the publisher's programId (1-25 of A-Z a-z 0-9 _ - .)", schema=PROGRAM_ID_SCHEMA)
-_EVENT = Param("id", "path", "an EventId (E:{programId}-{uuid4})", schema=EVENT_ID_SCHEMA)
+_PROGRAM = Param("programId", "path", "the publisher's programId (1-25 of A-Z a-z 0-9 _ - .)", schema=PROGRAM_ID_SCHEMA)
+_EVENT = Param("eventId", "path", "an EventId (E:{programId}-{uuid4})", schema=EVENT_ID_SCHEMA)
 _NO_WORKER = (503, ("No worker (or no broker) answered in time (unavailable, with Retry-After).", None))
 _LIST_PARAMS = (
     _PROGRAM,
@@ -197,7 +201,7 @@ OPERATIONS = [
     ),
     Operation(
         "DELETE",
-        "/api/events/{id}",
+        "/api/events/{eventId}",
         "Delete an event (write on the program the EventId names): a deletion marker follows it on the stream.",
         {204: ("Deleted.", None), 404: ("Unknown, or already deleted (event_not_found).", None), _NO_WORKER[0]: _NO_WORKER[1]},
         params=(_EVENT,),
@@ -205,7 +209,7 @@ OPERATIONS = [
     ),
     Operation(
         "GET",
-        "/api/events/{id}",
+        "/api/events/{programId}",
         "A publisher's events in publication order, deleted ones left out (read on programId).",
         {
             200: ("One page; NextPageToken is null on the last.", EventPage),

@@ -117,6 +117,7 @@ OPERATIONS = [
         " now render, in their original order, before the new events; those failing again stay parked (system key).",
         {200: ("Queued.", RedeliverOut), 400: ("Invalid id or body.", None), _NO_SUB[0]: _NO_SUB[1], _NO_WORKER[0]: _NO_WORKER[1]},
         body=RedeliverIn,
+        body_required=False,
         params=(_PROGRAM, _PUBLISHER),
         tag="subscriptions",
     ),

@@ -252,6 +252,7 @@ OPERATIONS = [
             503: ("hub.events or the workers did not answer (unavailable, workers_unavailable).", None),
         },
         body=PreviewIn,
+        body_required=False,
         params=(
             Param("programId", "path", "the subscriber", schema=PROGRAM_ID_SCHEMA),
             Param("publisherProgramId", "path", "the publisher", schema=PROGRAM_ID_SCHEMA),

@@ -17,7 +17,7 @@ from hub_stream.platform.request_reply import RpcTimeout
 from hub_stream.sync import ledger
 from schemas.common import PROGRAM_ID_SCHEMA, Problem
 from schemas.preview import SyncOrDryRunOut
-from schemas.sync import SyncListOut
+from schemas.sync import SyncListOut, SyncProblem
 
 
 async def process_events(request: web.Request) -> web.Response:
@@ -82,7 +82,12 @@ def setup(app: web.Application) -> None:
 _PROGRAM = Param("programId", "path", "the program", schema=PROGRAM_ID_SCHEMA)
 _INTERRUPTED = (
     "The sync could not record its progress or was taken over too often (sync_interrupted),"
-    " or could not read hub.events (events_unavailable); call again."
+    " or could not read hub.events (events_unavailable): the whole sync answer; call again."
+    " Or no worker or broker answered (unavailable, workers_unavailable: a plain problem, with Retry-After)."
+)
+_RENDER_FAILED = (
+    "A template failed on an event (render_failed: the whole sync answer, details name the EventIds),"
+    " or no LB connection (program_not_configured, a plain problem)."
 )
 _TIMED_OUT = (
     "The sync did not finish in time (sync_timeout); it goes on (a worker that stops hands it to the next)"
@@ -97,10 +102,10 @@ OPERATIONS = [
             200: ("Every subscription synced (or had nothing new); with dryRun=true the plan (DryRun: true, BatchId null, Sample rows).", SyncOrDryRunOut),
             400: ("programId is missing or invalid.", Problem),
             404: ("The program is not registered.", Problem),
-            422: ("No LB connection (program_not_configured), or a template failed on an event (render_failed).", None),
-            409: ("A PATCH LastSyncUtc moved a cursor while the sync ran (cursor_moved); call again.", None),
-            502: ("LB refused or failed a batch (lb_rejected); the body also carries the sync result.", None),
-            503: (_INTERRUPTED, None),
+            422: (_RENDER_FAILED, (SyncProblem, Problem)),
+            409: ("A PATCH LastSyncUtc moved a cursor while the sync ran (cursor_moved; the whole sync answer); call again.", SyncProblem),
+            502: ("LB refused or failed a batch (lb_rejected): the whole sync answer; details give LB's status per subscription.", SyncProblem),
+            503: (_INTERRUPTED, (SyncProblem, Problem)),
             504: (_TIMED_OUT, None),
         },
         params=(

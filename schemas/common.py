@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, WithJsonSchema
 
 # JSON Schema rules the OpenAPI document states, as strict as the code's own checks
 # (a schema-valid request is accepted; issue 16, schemathesis).
@@ -20,6 +20,8 @@ TIMESTAMP_SCHEMA: dict[str, Any] = {
     # In UTC, the first and last days of year 1 and year 9999 with an offset leave the calendar.
     "pattern": r"^(?!0001-01-01T[^+]*\+(?!00:00))(?!9999-12-31T[^Z]*-(?!00:00))",
 }
+TimestampText = Annotated[str, WithJsonSchema(TIMESTAMP_SCHEMA)]
+"""A timestamp field that may also be null: ``TimestampText | None`` documents ``anyOf [timestamp, null]``."""
 _PY_SPACE = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NAME_PATTERN = rf"^[^\x00]*[^\x00{_PY_SPACE}][^\x00]*$"
 """Not blank (Python's idea of white space) and no NUL."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.common import TIMESTAMP_SCHEMA
+from schemas.common import TIMESTAMP_SCHEMA, TimestampText
 from schemas.timefmt import format_utc, parse_utc
 
 PROGRAM_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,25}$"
@@ -63,7 +63,7 @@ class EventIn(BaseModel):
     PublisherEventCategory: EventCategory | None = None
     PublisherEventData: dict[str, Any] = Field(description="any JSON object")
     EventStartUtc: str = Field(description="ISO 8601; answered as UTC milliseconds Z", json_schema_extra=TIMESTAMP_SCHEMA)
-    EventEndUtc: str | None = Field(None, description="ISO 8601; answered as UTC milliseconds Z", json_schema_extra=TIMESTAMP_SCHEMA)
+    EventEndUtc: TimestampText | None = Field(None, description="ISO 8601; answered as UTC milliseconds Z")
 
     @field_validator("EventStartUtc", mode="before")
     @classmethod

@@ -14,7 +14,8 @@ Access = Literal["read", "write"]
 def _key_body_schema(schema: dict[str, Any]) -> None:
     """Exactly one of ``System: true`` or a non-empty ``Programs`` map of program ids (as the validator)."""
     schema["properties"] = {
-        "System": {"const": True, "description": "a system key (may do everything)"},
+        # enum, not const: openapi-python-client 0.29 writes invalid Python for a boolean const.
+        "System": {"type": "boolean", "enum": [True], "description": "a system key (may do everything)"},
         "Programs": {
             "type": "object",
             "minProperties": 1,

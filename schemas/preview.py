@@ -91,5 +91,5 @@ class DryRunOut(BaseModel):
     Subscriptions: list[DryRunSubscriptionOut]
 
 
-class SyncOrDryRunOut(RootModel[SyncOut | DryRunOut]):
+class SyncOrDryRunOut(RootModel[DryRunOut | SyncOut]):
     """processEvents: the sync's answer, or with dryRun=true its plan."""

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.common import TIMESTAMP_SCHEMA, json_whole_number
+from schemas.common import TimestampText, json_whole_number
 from schemas.timefmt import format_utc, parse_utc
 
 READ_ONLY_FIELDS = ("ProgramId", "PublisherProgramId", "CreatedUtc", "UpdatedUtc")
@@ -32,6 +32,20 @@ def _one_sync_flag(data: Any) -> Any:
     return data
 
 
+def _document_alias(schema: dict[str, Any]) -> None:
+    """The document names the alias too: a client generated from it may send either spelling, never both."""
+    schema["properties"]["SynEnabled"] = {
+        "type": "boolean",
+        "description": "alias of SyncEnabled (the vendor's own examples spell it so); send one of the two, never both",
+    }
+    schema["not"] = {"required": ["SyncEnabled", "SynEnabled"]}
+
+
+def _document_patch(schema: dict[str, Any]) -> None:
+    _document_alias(schema)
+    schema["minProperties"] = 1
+
+
 def _utc_text(value: Any) -> str | None:
     """``LastSyncUtc`` normalised to UTC ms ``Z`` text (null stays null)."""
     if value is None:
@@ -39,22 +53,20 @@ def _utc_text(value: Any) -> str | None:
     if isinstance(value, datetime):
         return format_utc(value)
     if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 timestamp string or null")
+        raise ValueError("must be an ISO 8601 timestamp string or null")  # noqa: TRY004 - pydantic reports ValueError only
     return format_utc(parse_utc(value))
 
 
 class _SubscriptionFields(BaseModel):
     """The fields POST and PATCH share."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_document_alias)
 
     SyncEnabled: bool = Field(False, strict=True)
     LbApiPayloadTemplate: Template = Field(None, description="object, string holding an object, or plain Handlebars string")
     ImportProcessId: int | None = Field(None, gt=0, strict=True, description="only with a plain Handlebars template, and then needed")
-    LastSyncUtc: str | None = Field(
-        None,
-        description="deliver events with CreatedUtc >= this; null: from the publisher's first event",
-        json_schema_extra=TIMESTAMP_SCHEMA,
+    LastSyncUtc: TimestampText | None = Field(
+        None, description="deliver events with CreatedUtc >= this; null: from the publisher's first event"
     )
     OnRenderError: RenderErrorPolicy = Field(
         "stop", description="an event the template cannot render: stop the subscription (default) or park the event"
@@ -89,7 +101,7 @@ class SubscriptionPatch(_SubscriptionFields):
     ``CreatedUtc >= LastSyncUtc``; null: from the publisher's first event.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"minProperties": 1})
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_document_patch)
 
     def changes(self) -> dict[str, Any]:
         """Only the fields the body named, with their values."""

@@ -87,3 +87,28 @@ class LedgerSyncOut(BaseModel):
 class SyncListOut(BaseModel):
     ProgramId: str
     Syncs: list[LedgerSyncOut]
+
+
+# The codes of hub_stream.sync.outcome.ERROR_STATUS (a unit test holds the two together).
+SyncErrorCode = Literal["lb_rejected", "render_failed", "cursor_moved", "sync_interrupted", "events_unavailable", "internal_error"]
+
+
+class FailedSubscription(BaseModel):
+    PublisherProgramId: str
+    Error: SyncErrorCode
+    Message: str | None
+    LbStatus: int | None = Field(None, description="lb_rejected: LB's HTTP status (null: no answer)")
+    EventIds: list[str] = Field(default_factory=list, description="render_failed: the events whose row failed")
+
+
+class SyncFailureDetails(BaseModel):
+    Subscriptions: list[FailedSubscription] = Field(description="the failed subscriptions, by PublisherProgramId")
+
+
+class SyncProblem(SyncOut):
+    """A sync that failed (422 render_failed, 502 lb_rejected, 409 cursor_moved, 503 sync_interrupted
+    or events_unavailable): the whole sync answer, plus the problem fields every error has."""
+
+    error: SyncErrorCode
+    message: str
+    details: SyncFailureDetails

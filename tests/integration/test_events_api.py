@@ -251,9 +251,14 @@ async def test_delete(stack: Any, http: TestClient, pool: asyncpg.Pool, system: 
     assert status == 404 and is_problem(body, "event_not_found")
     unknown = f"E:{pub}-{uuid.uuid4()}"
     assert (await call(http, "DELETE", f"/api/events/{unknown}", system))[0] == 404
-    for malformed in ("E:nope", f"E:{pub}-not-a-uuid", "whatever", f"X:{pub}-{uuid.uuid4()}"):
+    for malformed in ("E:nope", f"E:{pub}-not-a-uuid", f"X:{pub}-{uuid.uuid4()}"):
         status, body, _ = await call(http, "DELETE", f"/api/events/{malformed}", system)
         assert status == 404 and is_problem(body, "event_not_found"), malformed
+    # No ":": a program id, whose URL lists events (docs/api.md); an EventId is not listed.
+    status, body, headers = await call(http, "DELETE", "/api/events/whatever", system)
+    assert status == 405 and is_problem(body, "method_not_allowed") and headers["Allow"] == "GET,HEAD"
+    status, body, headers = await call(http, "GET", f"/api/events/{posted[0]}", system)
+    assert status == 405 and headers["Allow"] == "DELETE"
     # The PublisherEventId stays taken: publishing it again is refused, not resurrected.
     status, body, _ = await call(http, "POST", "/api/events", system, event(pub, 1))
     assert status == 409 and is_problem(body, "publisher_event_deleted")
