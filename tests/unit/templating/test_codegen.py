@@ -29,8 +29,8 @@ HOSTILE = [
     '"', "'", '"""', "\\", "\\n", "\n", "#", ")", "(", "{", "}", ";", "lambda: 0", "import os", "é", "𝄞",
     "\x00", "\u2028", "1e9", "0x1f", "class", "def", "return", "_v1", "_s2", "__class__", "None", "True",
 ]  # fmt: skip
-GENERATED_NAME = re.compile(r"_(?:v|s|c|k|m|i|key|p)\d+")
-OWN_NAMES = {"get", "append", "K", "render", "_n", "_next", "_cap", "_deadline", "_data", "_esc", "_c0", *RUNTIME}
+GENERATED_NAME = re.compile(r"_(?:v|s|c|d|k|m|i|key|p)\d+")
+OWN_NAMES = {"get", "append", "isprintable", "is_integer", "K", "render", "_n", "_next", "_cap", "_deadline", "_data", "_esc", "_c0", "_d0", "_json", "_err", *RUNTIME}
 OWN_NUMBERS = {"0", "1", "255"}
 
 
