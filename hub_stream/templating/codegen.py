@@ -128,17 +128,21 @@ class _Generator:
     def walk(self, base: str, parts: list[str]) -> str:
         """``base`` then each key in turn; a prefix read before in this region is not read again."""
         value = base
-        for i, part in enumerate(parts):
-            seen = (base, *parts[: i + 1])
-            if seen in self.known:
-                value = self.known[seen]
-                continue
-            out = self.var("v")
-            key = self.const(part)
-            is_dict = self.dict_flags.get(value) or f"type({value}) is dict"
-            self.emit(f"{out} = {value}.get({key}, U) if {is_dict} else _gk({value}, {key})")
-            self.known[seen] = value = out
+        for part in parts:
+            value = self.key(value, part)
         return value
+
+    def key(self, value: str, part: str) -> str:
+        """``value[part]`` as get_key reads it; read once per region (keyed by the variable, unique per prefix)."""
+        seen = (value, part)
+        if seen in self.known:
+            return self.known[seen]
+        out = self.var("v")
+        key = self.const(part)
+        is_dict = self.dict_flags.get(value) or f"type({value}) is dict"
+        self.emit(f"{out} = {value}.get({key}, U) if {is_dict} else _gk({value}, {key})")
+        self.known[seen] = out
+        return out
 
     def data_path(self, path: PathExpr, scope: _Scope) -> str:
         if not path.parts:
@@ -194,12 +198,11 @@ class _Generator:
             raise Unsupported
         self.uses.add(name)
         args = [self.expr(p, scope) for p in params]
+        if name == "lookup" and isinstance(params[1], Literal):  # lookup x "key": as the path x.[key]
+            return self.key(args[0], js_string(params[1].value))
         out = self.var("v")
         if name == "json":
             self.emit(f"{out} = _jl({args[0]})")
-        elif isinstance(params[1], Literal):  # lookup x "key": the key's text is a constant
-            key = self.const(js_string(params[1].value))
-            self.emit(f"{out} = {args[0]}.get({key}, U) if type({args[0]}) is dict else _gk({args[0]}, {key})")
         else:
             self.emit(f"{out} = _gk({args[0]}, _js({args[1]}))")
         return out
@@ -364,11 +367,13 @@ class _Generator:
             value = self.expr(param, scope)
             zero_expr = call.hash.get("includeZero")
             if isinstance(zero_expr, Literal):  # includeZero=true: decided now
-                test = f"_t({value}, {is_true(zero_expr.value, False)})"
+                zero = str(is_true(zero_expr.value, False))
             elif zero_expr is not None:
-                test = f"_t({value}, _t({self.expr(zero_expr, scope)}, False))"
-            else:  # booleans decided without a call
-                test = f"({value} is True or ({value} is not False and _t({value}, False)))"
+                zero = f"_t({self.expr(zero_expr, scope)}, False)"
+            else:
+                zero = "False"
+            # booleans and text without a call
+            test = f"({value} is True or ({value} is not False and ({value} if type({value}) is str else _t({value}, {zero}))))"
         return test if name == "if" else f"not {test}"
 
     def conditional(self, node: Block, scope: _Scope, out: str) -> None:
