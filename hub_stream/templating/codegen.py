@@ -366,15 +366,18 @@ class _Generator:
         else:
             value = self.expr(param, scope)
             zero_expr = call.hash.get("includeZero")
-            if isinstance(zero_expr, Literal):  # includeZero=true: decided now
-                zero = str(is_true(zero_expr.value, False))
-            elif zero_expr is not None:
-                zero = f"_t({self.expr(zero_expr, scope)}, False)"
+            if zero_expr is None or isinstance(zero_expr, Literal):  # includeZero=true: decided now
+                test = self.truth(value, zero_expr is not None and is_true(zero_expr.value, False))
             else:
-                zero = "False"
-            # booleans and text without a call
-            test = f"({value} is True or ({value} is not False and ({value} if type({value}) is str else _t({value}, {zero}))))"
+                test = f"_t({value}, _t({self.expr(zero_expr, scope)}, False))"
         return test if name == "if" else f"not {test}"
+
+    @staticmethod
+    def truth(value: str, include_zero: bool) -> str:
+        """is_true(value, include_zero) as an expression: booleans, text and doubles without a call."""
+        number = f"{value} == {value}" if include_zero else f"{value} != 0 and {value} == {value}"  # NaN is false
+        rest = f"(({number}) if type({value}) is float else _t({value}, {include_zero}))"
+        return f"({value} is True or ({value} is not False and ({value} if type({value}) is str else {rest})))"
 
     def conditional(self, node: Block, scope: _Scope, out: str) -> None:
         self.emit(f"if {self.condition(node, scope)}:")

@@ -32,6 +32,7 @@ from hub_stream.templating.values import (
 )
 
 CACHE_SIZE = 1024
+_now = time.monotonic
 NATIVE_OVER_FLAT = 8  # mustaches up to which a flat-shaped template renders natively
 Escape = Callable[[str], str]
 
@@ -71,23 +72,24 @@ class Template:
         ``max_output`` characters (stopped as it grows) or a render over
         ``time_limit`` seconds.
         """
-        mode = _MODES.get(escape)
-        if mode is None:
-            raise ValueError(f"escape must be one of {sorted(ESCAPES)}, not {escape!r}")
         native = self._native
         if (
             native is not None
             and not partials
-            and (data is None or (type(data) is dict and "root" not in data))
+            and (type(data) is dict and "root" not in data or data is None)
             and (not helpers or helpers.keys().isdisjoint(native.uses))
+            and escape in ESCAPES
         ):
             try:
-                text = native.render(context, data, mode[0], max_output, time.monotonic() + time_limit)
+                text = native.render(context, data, ESCAPES[escape], max_output, _now() + time_limit)
             except (NativeFallback, RecursionError):
                 pass  # the closure program renders it, or raises its error with line and column
             else:
                 if len(text) <= max_output:
                     return text
+        mode = _MODES.get(escape)
+        if mode is None:
+            raise ValueError(f"escape must be one of {sorted(ESCAPES)}, not {escape!r}")
         flat = self._flat
         if (
             flat is not None
