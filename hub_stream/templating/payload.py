@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from hub_stream.templating.errors import TemplateError, TemplateRenderError, TemplateSyntaxError
 from hub_stream.templating.template import Template, compile_template
@@ -69,8 +69,9 @@ class RouteEntry:
     template: Template | None
 
 
-@dataclass(frozen=True)
-class RenderedRow:
+class RenderedRow(NamedTuple):
+    """One event's row (a named tuple: a sync makes one per event, and a frozen dataclass costs more to build)."""
+
     import_process_id: int
     line: str
 
