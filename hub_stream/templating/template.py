@@ -153,8 +153,10 @@ def compile_template(source: str) -> Template:
     try:
         nodes = parse(source)
         flat = compile_flat(nodes, BUILTIN_HELPERS.keys())
-        # A flat program reads many values in few C calls; with a few, one function is faster.
-        native = compile_native(nodes, len(source)) if flat is None or flat.slots <= NATIVE_OVER_FLAT else None
+        # A flat program reads many root keys in few C calls; with a few values, or mostly
+        # dotted and @ paths (a closure each there), one function is faster.
+        native_first = flat is None or flat.slots <= NATIVE_OVER_FLAT or 2 * flat.keyed <= flat.slots
+        native = compile_native(nodes, len(source)) if native_first else None
         template = Template(source, compile_program(nodes), flat, native)
     except RecursionError:  # the parser's limits keep this from happening; never let it out bare
         raise TemplateSyntaxError("template nested too deeply to compile", 1, 1) from None
