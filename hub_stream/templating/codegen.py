@@ -7,31 +7,36 @@ a table of constants, and the generated identifiers are its own counters
 (``_v12``, ``_c3``). ``tests/unit/templating/test_codegen.py`` fuzzes template
 text against exactly that: no string literal and no name in the generated
 source that the generator did not write itself. The function runs with no
-builtins but the few handed to it.
+builtins but the few handed to it (native_runtime.RUNTIME).
 
 Covered: text, path mustaches (``{{a.b}}``, ``{{{x}}}``, ``this``, ``../``,
 ``@index @key @first @last @root @event…``, block parameters), ``json`` and
-``lookup`` (also as subexpressions), and ``if``/``unless`` (with
-``includeZero``), ``each`` and ``with`` blocks with their ``else`` chains.
-Anything else (other helpers, partials, sections on values, raw blocks) and
-any render given helpers that shadow a name the template uses goes to the
-closure program, as does a render that passes the output cap (the closure
-program then reports it with line and column). Prints with the same
-functions as the closure program, so the output is the same.
+``lookup`` (also as subexpressions), calls of the Handlebars.Net.Helpers
+(mustaches and subexpressions, not their block forms), and ``if``/``unless``
+(with ``includeZero``), ``each`` and ``with`` blocks with their ``else``
+chains. Anything else (other helpers, partials, sections on values, raw
+blocks) and any render given helpers that shadow a name the template uses
+goes to the closure program, as does a render that passes the output cap or
+a helper that fails (the closure program then reports it with line and
+column). Prints with the same functions as the closure program, or inline
+code that prints the same (the JSON escape's check, numbers, booleans).
+
+Generated code reads each path prefix once per region where it is surely
+assigned (a value is never changed by a render), and counts output a few
+mustaches at a time, before any text that holds them is joined.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from hub_stream.templating.compiler import is_true
-from hub_stream.templating.errors import TemplateRenderError
+from hub_stream.templating.native_runtime import RUNTIME, Fallback
 from hub_stream.templating.parser import (
     Block,
     Expr,
-    InlinePartial,
     Literal,
     Mustache,
     Node,
@@ -39,76 +44,18 @@ from hub_stream.templating.parser import (
     SubExpr,
     Text,
 )
-from hub_stream.templating.runtime import BUILTIN_HELPERS, helper_name_of
-from hub_stream.templating.values import (
-    UNDEFINED,
-    get_key,
-    is_empty,
-    js_string,
-    json_literal,
-    print_escaped,
-)
+from hub_stream.templating.runtime import BUILTIN_HELPERS, RESULT_PRINTERS, helper_name_of
+from hub_stream.templating.values import js_string
+
+__all__ = ["RUNTIME", "Fallback", "NativeProgram", "Unsupported", "compile_native", "generate"]
 
 MAX_CONSTANTS = 4096
 MAX_SOURCE = 32 * 1024
+COUNT_EVERY = 8  # mustaches whose output is counted together (so at most this many values past the cap)
 
 
 class Unsupported(Exception):
     """The template uses something the native program does not cover."""
-
-
-class Fallback(Exception):
-    """This render is for the closure program (which also reports any error)."""
-
-
-_CLOCK_EVERY_CHARS = 64 * 1024
-
-
-def _grew(size: int, cap: int, deadline: float, line: int, column: int) -> int:
-    """Output passed its last checkpoint: the cap (the closure program reports it), the clock; the next checkpoint."""
-    if size > cap:
-        raise Fallback
-    if time.monotonic() > deadline:
-        raise TemplateRenderError("render took longer than its time limit").at(line, column)
-    return min(cap, size + _CLOCK_EVERY_CHARS)
-
-
-def _late(line: int, column: int) -> None:
-    raise TemplateRenderError("render took longer than its time limit").at(line, column)
-
-
-def _top(data: Mapping[str, Any] | None, root: Any, name: str) -> Any:
-    """``@name`` in the top data frame: the data given, then ``@root``."""
-    if data is not None and name in data:
-        return data[name]
-    return root if name == "root" else UNDEFINED
-
-
-# Everything the generated code can reach: these names and nothing else (no builtins).
-RUNTIME: dict[str, Any] = {
-    "U": UNDEFINED,
-    "_gk": get_key,
-    "_pe": print_escaped,
-    "_js": js_string,
-    "_jl": json_literal,
-    "_t": is_true,
-    "_empty": is_empty,
-    "_top": _top,
-    "_grew": _grew,
-    "_STEP": _CLOCK_EVERY_CHARS,
-    "_late": _late,
-    "_now": time.monotonic,
-    "_join": "".join,
-    "len": len,
-    "type": type,
-    "range": range,
-    "list": list,
-    "dict": dict,
-    "str": str,
-    "int": int,
-}
-
-_EACH_VARS = ("index", "key", "first", "last")
 
 
 class _Scope:
@@ -127,6 +74,10 @@ class _Generator:
         self.constants: list[Any] = []
         self.counter = 0
         self.uses: set[str] = set()
+        self.known: dict[tuple[str, ...], str] = {}  # a value read already in this region -> its variable
+        self.ints: set[str] = set()  # variables that always hold an int (@index)
+        self.dict_flags: dict[str, str] = {"_c0": "_d0"}  # context variable -> whether it holds a dict
+        self.where = (1, 1)  # the tag being generated: a helper's error is reported there
 
     def const(self, value: Any) -> str:
         self.constants.append(value)
@@ -138,8 +89,27 @@ class _Generator:
         self.counter += 1
         return f"_{kind}{self.counter}"
 
+    def context(self, value: str) -> str:
+        """A new context variable holding ``value``, with its flag (is it a dict?) read once."""
+        context, flag = self.var("c"), self.var("d")
+        self.emit(f"{context} = {value}")
+        self.emit(f"{flag} = type({context}) is dict")
+        self.dict_flags[context] = flag
+        return context
+
     def emit(self, line: str) -> None:
         self.lines.append("    " * self.indent + line)
+
+    @contextmanager
+    def region(self, indent: int = 1) -> Iterator[None]:
+        """Code that may not run: what it reads is forgotten after it."""
+        known = dict(self.known)
+        self.indent += indent
+        try:
+            yield
+        finally:
+            self.indent -= indent
+            self.known = known
 
     # --- values ---------------------------------------------------------------------
 
@@ -156,13 +126,22 @@ class _Generator:
         return self.walk(base, parts)
 
     def walk(self, base: str, parts: list[str]) -> str:
-        if not parts:
-            return base
-        out = self.var("v")
-        self.emit(f"{out} = {base}")
+        """``base`` then each key in turn; a prefix read before in this region is not read again."""
+        value = base
         for part in parts:
-            key = self.const(part)
-            self.emit(f"{out} = {out}.get({key}, U) if type({out}) is dict else _gk({out}, {key})")
+            value = self.key(value, part)
+        return value
+
+    def key(self, value: str, part: str) -> str:
+        """``value[part]`` as get_key reads it; read once per region (keyed by the variable, unique per prefix)."""
+        seen = (value, part)
+        if seen in self.known:
+            return self.known[seen]
+        out = self.var("v")
+        key = self.const(part)
+        is_dict = self.dict_flags.get(value) or f"type({value}) is dict"
+        self.emit(f"{out} = {value}.get({key}, U) if {is_dict} else _gk({value}, {key})")
+        self.known[seen] = out
         return out
 
     def data_path(self, path: PathExpr, scope: _Scope) -> str:
@@ -183,12 +162,15 @@ class _Generator:
                 if head in frame:
                     return self.walk(frame[head], rest)
                 continue
-            value = self.var("v")
-            name = self.const(head)
-            if frame == "top":
-                self.emit(f"{value} = _top(_data, _c0, {name})")
-            else:
+            seen = (f"@{frame}", head)
+            value = self.known.get(seen)
+            if value is None:
+                value = self.var("v")
+                name = self.const(head)
                 self.emit(f"{value} = _data.get({name}, U) if _data is not None else U")
+                if frame == "top":
+                    self.emit(f"if {value} is U: {value} = _top(_data, _c0, {name})")
+                self.known[seen] = value
             return self.walk(value, rest)
         raise Unsupported  # pragma: no cover
 
@@ -208,74 +190,134 @@ class _Generator:
         return name
 
     def call_value(self, head: Expr, params: list[Expr], hash_: dict[str, Expr], scope: _Scope) -> str:
-        """``json x`` and ``lookup x y``: the only calls a native program makes."""
+        """``json x``, ``lookup x y`` and Handlebars.Net.Helpers calls: the calls a native program makes."""
         name = self.helper_name(head, scope)
+        if name is not None and name in RESULT_PRINTERS and not hash_:
+            return self.net_call(name, params, scope)
         if hash_ or name not in ("json", "lookup") or len(params) != (1 if name == "json" else 2):
             raise Unsupported
         self.uses.add(name)
         args = [self.expr(p, scope) for p in params]
+        if name == "lookup" and isinstance(params[1], Literal):  # lookup x "key": as the path x.[key]
+            return self.key(args[0], js_string(params[1].value))
         out = self.var("v")
         if name == "json":
             self.emit(f"{out} = _jl({args[0]})")
-        elif isinstance(params[1], Literal):  # lookup x "key": the key's text is a constant
-            key = self.const(js_string(params[1].value))
-            self.emit(f"{out} = {args[0]}.get({key}, U) if type({args[0]}) is dict else _gk({args[0]}, {key})")
         else:
             self.emit(f"{out} = _gk({args[0]}, _js({args[1]}))")
         return out
 
-    # --- output ---------------------------------------------------------------------
+    def net_call(self, name: str, params: list[Expr], scope: _Scope) -> str:
+        """A Handlebars.Net.Helpers call (a pure function); when it fails, the closures report it."""
+        self.uses.add(name)
+        args = [self.expr(p, scope) for p in params]
+        helper = self.const(BUILTIN_HELPERS[name])
+        out = self.var("v")
+        self.emit("try:")
+        self.emit(f"    {out} = {helper}({', '.join([*args, '_opts'])})")
+        self.emit("except _Err as _err:")
+        self.emit(f"    _failed(_err, {self.const(self.where[0])}, {self.const(self.where[1])})")
+        return out
 
-    def count(self, text_var: str, node: Mustache) -> None:
-        """Output is counted as it is made; past each checkpoint, the cap and the clock."""
-        self.emit(f"_n += len({text_var})")
-        self.emit(f"if _n > _next: _next = _grew(_n, _cap, _deadline, {self.const(node.line)}, {self.const(node.column)})")
+    # --- output ---------------------------------------------------------------------
 
     def mustache(self, node: Mustache, scope: _Scope) -> str:
         call = node.call
         out = self.var("s")
+        name = self.helper_name(call.path, scope)
+        self.where = (node.line, node.column)
         if not call.params and not call.hash and isinstance(call.path, PathExpr):
-            name = self.helper_name(call.path, scope)
-            if name is not None:
-                if name in BUILTIN_HELPERS:
-                    raise Unsupported
-                self.uses.add(name)  # {{name}} calls a helper when one is registered under that name
-            value = self.path(call.path, scope)
+            if name is not None and name in RESULT_PRINTERS:  # {{DateTime.Now}}: a call without arguments
+                value = self.net_call(name, [], scope)
+                self.emit(f"{value} = _np({value})")
+            elif name is not None and name in BUILTIN_HELPERS:
+                raise Unsupported
+            else:
+                if name is not None:
+                    self.uses.add(name)  # {{name}} calls a helper when one is registered under that name
+                value = self.path(call.path, scope)
             self.print(out, value, node.escaped)
+        elif name == "json" and len(call.params) == 1 and not call.hash:
+            self.uses.add(name)
+            self.json_text(out, self.expr(call.params[0], scope))
         else:
             value = self.call_value(call.path, call.params, call.hash, scope)
-            if self.helper_name(call.path, scope) == "json":
-                out = value  # json_literal's text: a SafeString prints as it is, escaped or not
-            else:
-                self.print(out, value, node.escaped)
-        self.count(out, node)
+            if name is not None and name in RESULT_PRINTERS:
+                self.emit(f"{value} = _np({value})")
+            self.print(out, value, node.escaped)
         return out
 
     def print(self, out: str, value: str, escaped: bool) -> None:
-        """``{{value}}`` (escaped) or ``{{{value}}}``, as print_escaped and js_string print it."""
+        """``{{value}}`` (escaped) or ``{{{value}}}``, as print_escaped and js_string print it.
+
+        The JSON escape's check (escape_json: no quote, no backslash, all
+        printable) runs inline; any other escape is called.
+        """
+        if value in self.ints:
+            self.emit(f"{out} = str({value})")
+            return
         self.emit(f"if type({value}) is str:")
-        self.emit(f"    {out} = _esc({value})" if escaped else f"    {out} = {value}")
+        if escaped:
+            self.emit(f"    if _json and _QUOTE not in {value} and _BSLASH not in {value} and {value}.isprintable():")
+            self.emit(f"        {out} = {value}")
+            self.emit("    else:")
+            self.emit(f"        {out} = _esc({value})")
+        else:
+            self.emit(f"    {out} = {value}")
         self.emit(f"elif type({value}) is int:")
         self.emit(f"    {out} = str({value})")
         self.emit("else:")
         self.emit(f"    {out} = _pe({value}, _esc)" if escaped else f"    {out} = _js({value})")
 
+    def json_text(self, out: str, value: str) -> None:
+        """``{{json value}}``: numbers and booleans inline, as json_literal prints them; the rest by it."""
+        if value in self.ints:
+            self.emit(f"{out} = str({value})")
+            return
+        self.emit(f"if type({value}) is float and {value} - {value} == 0:")
+        self.emit(f"    if not {value}.is_integer() or not -_BIG < {value} < _BIG:")
+        self.emit(f"        {out} = repr({value})")
+        self.emit("    else:")
+        self.emit(f"        {out} = str(int({value}))")
+        self.emit(f"elif type({value}) is int:")
+        self.emit(f"    {out} = str({value})")
+        self.emit(f"elif {value} is True:")
+        self.emit(f"    {out} = _TRUE")
+        self.emit(f"elif {value} is False:")
+        self.emit(f"    {out} = _FALSE")
+        self.emit("else:")
+        self.emit(f"    {out} = _jl({value})")
+
+    def count(self, texts: list[str], line: int, column: int) -> None:
+        """Output is counted before it is joined; past each checkpoint, the cap and the clock."""
+        if not texts:
+            return
+        self.emit(f"_n += {' + '.join(f'len({t})' for t in texts)}")
+        self.emit(f"if _n > _next: _next = _grew(_n, _cap, _deadline, {self.const(line)}, {self.const(column)})")
+
     def program(self, nodes: list[Node] | None, scope: _Scope) -> str:
         """Statements that leave the program's text in a variable; returns its name."""
         pieces: list[str] = []
+        uncounted: list[str] = []
         text_length = 0
+        where = (1, 1)
         for node in nodes or []:
             if isinstance(node, Text):
                 pieces.append(self.const(node.value))
                 text_length += len(node.value)
             elif isinstance(node, Mustache):
-                pieces.append(self.mustache(node, scope))
+                piece = self.mustache(node, scope)
+                pieces.append(piece)
+                uncounted.append(piece)
+                where = (node.line, node.column)
+                if len(uncounted) >= COUNT_EVERY:
+                    self.count(uncounted, *where)
+                    uncounted = []
             elif isinstance(node, Block):
                 pieces.append(self.block(node, scope))
-            elif isinstance(node, InlinePartial):
-                raise Unsupported
             else:
                 raise Unsupported
+        self.count(uncounted, *where)
         if text_length and scope.frames:  # outside loops, texts are bounded by the template (the caller checks the total)
             self.emit(f"_n += {self.const(text_length)}")
         if not pieces:
@@ -296,17 +338,18 @@ class _Generator:
         if node.inverted:
             raise Unsupported
         out = self.var("s")
+        self.where = (node.line, node.column)  # a chain's links report at its first tag, as in the closures
         if len(links) == 1 and self.helper_name(node.call.path, scope) in ("if", "unless"):
             self.conditional(node, scope, out)
             return out
         self.emit("while True:")
-        self.indent += 1
-        for link in links:
-            self.link(link, scope, out)
-        final = self.program(links[-1].inverse, scope)
-        self.emit(f"{out} = {final}")
-        self.emit("break")
-        self.indent -= 1
+        with self.region():
+            for link in links:
+                self.where = (node.line, node.column)
+                self.link(link, scope, out)
+            final = self.program(links[-1].inverse, scope)
+            self.emit(f"{out} = {final}")
+            self.emit("break")
         return out
 
     def condition(self, node: Block, scope: _Scope) -> str:
@@ -323,23 +366,26 @@ class _Generator:
         else:
             value = self.expr(param, scope)
             zero_expr = call.hash.get("includeZero")
-            if isinstance(zero_expr, Literal):  # includeZero=true: decided now
-                test = f"_t({value}, {is_true(zero_expr.value, False)})"
-            elif zero_expr is not None:
+            if zero_expr is None or isinstance(zero_expr, Literal):  # includeZero=true: decided now
+                test = self.truth(value, zero_expr is not None and is_true(zero_expr.value, False))
+            else:
                 test = f"_t({value}, _t({self.expr(zero_expr, scope)}, False))"
-            else:  # booleans decided without a call
-                test = f"({value} is True or ({value} is not False and _t({value}, False)))"
         return test if name == "if" else f"not {test}"
+
+    @staticmethod
+    def truth(value: str, include_zero: bool) -> str:
+        """is_true(value, include_zero) as an expression: booleans, text and doubles without a call."""
+        number = f"{value} == {value}" if include_zero else f"{value} != 0 and {value} == {value}"  # NaN is false
+        rest = f"(({number}) if type({value}) is float else _t({value}, {include_zero}))"
+        return f"({value} is True or ({value} is not False and ({value} if type({value}) is str else {rest})))"
 
     def conditional(self, node: Block, scope: _Scope, out: str) -> None:
         self.emit(f"if {self.condition(node, scope)}:")
-        self.indent += 1
-        self.emit(f"{out} = {self.program(node.program, scope)}")
-        self.indent -= 1
+        with self.region():
+            self.emit(f"{out} = {self.program(node.program, scope)}")
         self.emit("else:")
-        self.indent += 1
-        self.emit(f"{out} = {self.program(node.inverse, scope)}")
-        self.indent -= 1
+        with self.region():
+            self.emit(f"{out} = {self.program(node.inverse, scope)}")
 
     def link(self, node: Block, scope: _Scope, out: str) -> None:
         """One link of a chain: when it applies, its text goes to ``out`` and the chain ends (break)."""
@@ -347,11 +393,10 @@ class _Generator:
         name = self.helper_name(call.path, scope)
         if name in ("if", "unless"):
             self.emit(f"if {self.condition(node, scope)}:")
-            self.indent += 1
-            text = self.program(node.program, scope)
-            self.emit(f"{out} = {text}")
-            self.emit("break")
-            self.indent -= 1
+            with self.region():
+                text = self.program(node.program, scope)
+                self.emit(f"{out} = {text}")
+                self.emit("break")
             return
         if name not in ("each", "with") or len(call.params) != 1 or call.hash:
             raise Unsupported
@@ -361,15 +406,13 @@ class _Generator:
         if name == "with":
             if len(names) > 1:
                 raise Unsupported
-            self.emit(f"if not _empty({value}):")
-            self.indent += 1
-            context = self.var("c")
-            self.emit(f"{context} = {value}")
-            params = {**scope.params, **({names[0]: context} if names else {})}
-            text = self.program(node.program, _Scope([*scope.contexts, context], scope.frames, params))
-            self.emit(f"{out} = {text}")
-            self.emit("break")
-            self.indent -= 1
+            self.emit(f"if type({value}) is dict or not _empty({value}):")
+            with self.region():
+                context = self.context(value)
+                params = {**scope.params, **({names[0]: context} if names else {})}
+                text = self.program(node.program, _Scope([*scope.contexts, context], scope.frames, params))
+                self.emit(f"{out} = {text}")
+                self.emit("break")
             return
         self.each(node, value, scope, out)
 
@@ -377,37 +420,31 @@ class _Generator:
         names = node.block_params
         if len(names) > 2:
             raise Unsupported
-        keys, count, index, key, item, parts = (self.var(k) for k in ("k", "m", "i", "key", "c", "p"))
+        keys, count, index, key, parts = (self.var(k) for k in ("k", "m", "i", "key", "p"))
         self.emit(f"if type({items}) is list:")
-        self.emit(f"    {keys} = None")
         self.emit(f"    {count} = len({items})")
+        self.emit(f"    {keys} = range({count})")
         self.emit(f"elif type({items}) is dict:")
         self.emit(f"    {keys} = list({items})")
         self.emit(f"    {count} = len({keys})")
         self.emit("else:")
         self.emit(f"    {count} = 0")
         self.emit(f"if {count}:")
-        self.indent += 1
-        self.emit(f"{parts} = []")
-        self.emit(f"for {index} in range({count}):")
-        self.indent += 1
-        self.emit(f"if not {index} & 255 and _now() > _deadline:")
-        self.emit(f"    _late({self.const(node.line)}, {self.const(node.column)})")
-        self.emit(f"if {keys} is None:")
-        self.emit(f"    {key} = {index}")
-        self.emit(f"    {item} = {items}[{index}]")
-        self.emit("else:")
-        self.emit(f"    {key} = {keys}[{index}]")
-        self.emit(f"    {item} = {items}[{key}]")
-        frame = {"index": index, "key": key, "first": f"({index} == 0)", "last": f"({index} == {count} - 1)"}
-        params = {**scope.params, **dict(zip(names, (item, key), strict=False))}
-        text = self.program(node.program, _Scope([*scope.contexts, item], [*scope.frames, frame], params))
-        self.emit(f"{parts}.append({text})")
-        self.emit(f"if _n > _next: _next = _grew(_n, _cap, _deadline, {self.const(node.line)}, {self.const(node.column)})")
-        self.indent -= 1
-        self.emit(f"{out} = _join({parts})")
-        self.emit("break")
-        self.indent -= 1
+        with self.region():
+            self.emit(f"{parts} = []")
+            self.emit(f"for {index}, {key} in enumerate({keys}):")
+            with self.region():
+                self.emit(f"if not {index} & 255 and _now() > _deadline:")
+                self.emit(f"    _late({self.const(node.line)}, {self.const(node.column)})")
+                item = self.context(f"{items}[{key}]")
+                self.ints.add(index)
+                frame = {"index": index, "key": key, "first": f"({index} == 0)", "last": f"({index} == {count} - 1)"}
+                params = {**scope.params, **dict(zip(names, (item, key), strict=False))}
+                text = self.program(node.program, _Scope([*scope.contexts, item], [*scope.frames, frame], params))
+                self.emit(f"{parts}.append({text})")
+                self.emit(f"if _n > _next: _next = _grew(_n, _cap, _deadline, {self.const(node.line)}, {self.const(node.column)})")
+            self.emit(f"{out} = _join({parts})")
+            self.emit("break")
 
 
 NativeRender = Callable[[Any, Any, Callable[[str], str], int, float], str]
@@ -433,6 +470,8 @@ def generate(nodes: list[Node]) -> tuple[str, list[Any], frozenset[str]]:
         "def render(_c0, _data, _esc, _cap, _deadline):",
         "    _n = 0",
         "    _next = _cap if _cap < _STEP else _STEP",
+        "    _d0 = type(_c0) is dict",
+        "    _json = _esc is _ej",
     ]
     return "\n".join(head + gen.lines) + "\n", gen.constants, frozenset(gen.uses)
 

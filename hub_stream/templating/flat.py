@@ -176,10 +176,11 @@ class FlatProgram:
     C calls instead of a Python loop over the slots. ``render`` is a closure.
     """
 
-    __slots__ = ("render", "slots", "uses")
+    __slots__ = ("keyed", "render", "slots", "uses")
 
     def __init__(self, literals: list[str], slots: list[_Slot]) -> None:
         self.slots = len(slots)
+        self.keyed = sum(1 for s in slots if s.key is not None)  # read by itemgetter; the others by a closure each
         self.uses = frozenset(s.uses for s in slots if s.uses is not None)
         self.render = _flat_renderer(literals, slots)
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from hub_stream.templating.errors import TemplateError, TemplateRenderError, TemplateSyntaxError
 from hub_stream.templating.template import Template, compile_template
@@ -69,8 +69,9 @@ class RouteEntry:
     template: Template | None
 
 
-@dataclass(frozen=True)
-class RenderedRow:
+class RenderedRow(NamedTuple):
+    """One event's row (a named tuple: a sync makes one per event, and a frozen dataclass costs more to build)."""
+
     import_process_id: int
     line: str
 
@@ -125,15 +126,18 @@ class PayloadTemplate:
         self.form = form
         self.entries = entries
         self._default = next((entries[k] for k in DEFAULT_KEYS if k in entries), None)
+        self._plain = entries[PLAIN] if form == "plain" else None
+        self._by_category = {k: v for k, v in entries.items() if k not in DEFAULT_KEYS}
 
     def route(self, event: Mapping[str, Any]) -> RouteEntry | None:
         """The entry for the event's category value, else the default, else None (ignored)."""
-        if self.form == "plain":
-            return self.entries[PLAIN]
+        if self._plain is not None:
+            return self._plain
         category = event.get("PublisherEventCategory")
-        value = category.get("value") if isinstance(category, dict) else None
-        if isinstance(value, str) and value in self.entries and value not in DEFAULT_KEYS:
-            return self.entries[value]
+        if isinstance(category, dict):
+            value = category.get("value")
+            if isinstance(value, str):
+                return self._by_category.get(value, self._default)
         return self._default
 
     def render_row(self, event: Mapping[str, Any]) -> RenderedRow | None:

@@ -32,6 +32,7 @@ from hub_stream.templating.values import (
 )
 
 CACHE_SIZE = 1024
+_now = time.monotonic
 NATIVE_OVER_FLAT = 8  # mustaches up to which a flat-shaped template renders natively
 Escape = Callable[[str], str]
 
@@ -71,23 +72,24 @@ class Template:
         ``max_output`` characters (stopped as it grows) or a render over
         ``time_limit`` seconds.
         """
-        mode = _MODES.get(escape)
-        if mode is None:
-            raise ValueError(f"escape must be one of {sorted(ESCAPES)}, not {escape!r}")
         native = self._native
         if (
             native is not None
             and not partials
-            and (data is None or (type(data) is dict and "root" not in data))
+            and (type(data) is dict and "root" not in data or data is None)
             and (not helpers or helpers.keys().isdisjoint(native.uses))
+            and escape in ESCAPES
         ):
             try:
-                text = native.render(context, data, mode[0], max_output, time.monotonic() + time_limit)
+                text = native.render(context, data, ESCAPES[escape], max_output, _now() + time_limit)
             except (NativeFallback, RecursionError):
                 pass  # the closure program renders it, or raises its error with line and column
             else:
                 if len(text) <= max_output:
                     return text
+        mode = _MODES.get(escape)
+        if mode is None:
+            raise ValueError(f"escape must be one of {sorted(ESCAPES)}, not {escape!r}")
         flat = self._flat
         if (
             flat is not None
@@ -151,8 +153,10 @@ def compile_template(source: str) -> Template:
     try:
         nodes = parse(source)
         flat = compile_flat(nodes, BUILTIN_HELPERS.keys())
-        # A flat program reads many values in few C calls; with a few, one function is faster.
-        native = compile_native(nodes, len(source)) if flat is None or flat.slots <= NATIVE_OVER_FLAT else None
+        # A flat program reads many root keys in few C calls; with a few values, or mostly
+        # dotted and @ paths (a closure each there), one function is faster.
+        native_first = flat is None or flat.slots <= NATIVE_OVER_FLAT or 2 * flat.keyed <= flat.slots
+        native = compile_native(nodes, len(source)) if native_first else None
         template = Template(source, compile_program(nodes), flat, native)
     except RecursionError:  # the parser's limits keep this from happening; never let it out bare
         raise TemplateSyntaxError("template nested too deeply to compile", 1, 1) from None

@@ -29,8 +29,9 @@ HOSTILE = [
     '"', "'", '"""', "\\", "\\n", "\n", "#", ")", "(", "{", "}", ";", "lambda: 0", "import os", "é", "𝄞",
     "\x00", "\u2028", "1e9", "0x1f", "class", "def", "return", "_v1", "_s2", "__class__", "None", "True",
 ]  # fmt: skip
-GENERATED_NAME = re.compile(r"_(?:v|s|c|k|m|i|key|p)\d+")
-OWN_NAMES = {"get", "append", "K", "render", "_n", "_next", "_cap", "_deadline", "_data", "_esc", "_c0", *RUNTIME}
+NET_CALLS = ["String.Append", "String.Contains", "Math.Add", "[String.Replace]", "String.Join", "Regex.IsMatch"]
+GENERATED_NAME = re.compile(r"_(?:v|s|c|d|k|m|i|key|p)\d+")
+OWN_NAMES = {"get", "append", "isprintable", "is_integer", "K", "render", "_n", "_next", "_cap", "_deadline", "_data", "_esc", "_c0", "_d0", "_json", "_err", *RUNTIME}
 OWN_NUMBERS = {"0", "1", "255"}
 
 
@@ -67,6 +68,8 @@ def _value(rng: random.Random, params: list[str]) -> str:
         return f"(lookup {_path(rng, params)} {_string(rng)})"
     if kind == 3:
         return f"(json {_path(rng, params)})"
+    if kind == 4:
+        return f"({rng.choice(NET_CALLS)} {_path(rng, params)} {_string(rng)})"
     return _path(rng, params)
 
 
@@ -83,8 +86,10 @@ def _template(rng: random.Random, depth: int = 0, params: list[str] | None = Non
             out.append("{{{" + _path(rng, params) + "}}}")
         elif kind == 3:
             out.append("{{json " + _value(rng, params) + "}}")
-        elif kind == 4:
+        elif kind == 4 and rng.random() < 0.5:
             out.append("{{lookup " + _path(rng, params) + " " + _value(rng, params) + "}}")
+        elif kind == 4:
+            out.append("{{" + rng.choice(NET_CALLS) + " " + _value(rng, params) + " " + _value(rng, params) + "}}")
         elif kind == 5:
             zero = " includeZero=" + _value(rng, params) if rng.random() < 0.3 else ""
             chain = "".join("{{else if " + _value(rng, params) + "}}" + _template(rng, depth + 1, params) for _ in range(rng.randint(0, 2)))
@@ -146,6 +151,9 @@ LANGUAGE = [
     "{{#with o as |w|}}{{w.b.c}}{{b.c}}{{../a}}{{else}}empty{{/with}}|{{#with missing}}x{{else}}nothing{{/with}}",
     "{{json a}}{{json (lookup o 'b')}}{{lookup xs 0}}{{lookup o a}}{{json 'lit'}}{{json 12}}{{json null}}",
     "{{#each xs}}{{#with this}}{{a}}{{/with}}{{#if @first}}F{{/if}}{{/each}}",
+    "{{String.Append a b}}|{{{String.Append a '&'}}}|{{Math.Add b 2}}|{{#if (String.Contains a 'e')}}E{{/if}}|{{String.Join xs '-'}}",
+    "{{#each xs}}{{Math.Multiply @index 1.5}},{{String.ToUpper ../a}}{{/each}}|{{Boolean.Not n}}|{{json (Math.Divide b 4)}}",
+    "{{json xs}}|{{json o}}|{{json n}}|{{json b}}|{{#if b includeZero=true}}z{{/if}}{{#unless n includeZero=true}}-{{/unless}}",
 ]
 
 
@@ -156,8 +164,8 @@ def test_native_prints_what_the_closures_print(source: str, escape: str) -> None
     assert template._native is not None, "expected a native program"
     data = {"event": {"X": "ev\"ent"}}
     for context in CONTEXTS:
-        native = template.render(context, data=data, escape=escape)
-        closures = template._render_general(context, data, None, None, template_escape(escape), 1 << 20, 1.0)
+        native = _outcome(lambda: template.render(context, data=data, escape=escape))  # noqa: B023 - called at once
+        closures = _outcome(lambda: template._render_general(context, data, None, None, template_escape(escape), 1 << 20, 1.0))  # noqa: B023
         assert native == closures, (source, context)
 
 
@@ -190,3 +198,46 @@ def test_outside_the_covered_language_there_is_no_native_program() -> None:
     for source in ["{{> p}}", "{{#custom}}x{{/custom}}", "{{helper a}}", "{{#if a}}{{log 'x'}}{{/if}}", "{{#*inline 'p'}}x{{/inline}}"]:
         assert compile_template(source)._native is None, source
     assert json.loads(compile_template('{"a": {{#if a}}1{{else}}2{{/if}}}').render({})) == {"a": 2}
+
+
+def _outcome(render: Any) -> str:
+    try:
+        return "ok: " + str(render())
+    except TemplateRenderError as exc:
+        return f"error at {exc.line},{exc.column}: {exc.reason}"
+
+
+def test_helper_failures_say_the_same_as_the_closures() -> None:
+    for source in ["x\n {{Math.Add a 'nan-text'}}", "{{#if (String.Repeat a 2000000000)}}y{{/if}}", "{{#each xs}}\n{{Math.Divide 1 this}}{{/each}}"]:
+        template = compile_template(source)
+        assert template._native is not None, source
+        context = {"a": "x", "xs": [1, "zero?"]}
+        native = _outcome(lambda: template.render(context))  # noqa: B023 - called at once
+        closures = _outcome(lambda: template._render_general(context, None, None, None, template_escape("html"), 1 << 20, 1.0))  # noqa: B023
+        assert native == closures, source
+
+
+def test_native_prints_what_the_closures_print_on_the_spec_suite() -> None:
+    """Every handlebars.js spec case a native program takes renders as the closures render it."""
+    from test_handlebars_spec import FILES, SPEC_DIR, _decode, skip_reason
+
+    compared = 0
+    for name in FILES:
+        for case in json.loads((SPEC_DIR / f"{name}.json").read_text())["cases"]:
+            if skip_reason(case) or case["helpers"] or case["partials"]:
+                continue
+            try:
+                template = compile_template(case["template"])
+            except TemplateSyntaxError:
+                continue
+            if template._native is None:
+                continue
+            data = case["runtimeOptions"].get("data")
+            data = data if isinstance(data, dict) else None
+            context = _decode(case["input"])
+            for escape in ("html", "json"):
+                native = _outcome(lambda: template.render(context, data=data, escape=escape))  # noqa: B023
+                closures = _outcome(lambda: template._render_general(context, data, None, None, template_escape(escape), 1 << 20, 1.0))  # noqa: B023
+                assert native == closures, case["id"]
+            compared += 1
+    assert compared > 100  # the native program covers much of the suite

@@ -15,6 +15,7 @@ from hub_stream.templating import TemplateRenderError, compile_template
 from hub_stream.templating.net_helpers import count_by_category
 from hub_stream.templating.net_helpers.dates import NetDateTime
 from hub_stream.templating.net_helpers.datetime_helpers import CLOCK
+from hub_stream.templating.values import escape_html
 
 NOW = datetime(2020, 4, 15, 23, 59, 58, tzinfo=UTC)
 
@@ -199,8 +200,10 @@ SHADOWING = {"xs": [1, 2], "x": True, "constants": {"math": {"pi": "a lookup"}},
 )
 def test_every_program_kind_calls_helpers_by_the_same_name(template: str, expected: str) -> None:
     compiled = compile_template(template)
-    assert compiled._flat is None and compiled._native is None  # a helper call: no program that would read a path
+    assert compiled._flat is None  # a helper call: no flat program (it would read a path)
+    assert compiled._native is not None  # the native program calls the helper, as the closures do
     assert render(template, SHADOWING) == expected
+    assert compiled._render_general(SHADOWING, None, None, None, escape_html, 1 << 20, 1.0) == expected
 
 
 def test_a_dotted_path_that_is_no_helper_is_still_a_lookup() -> None:
