@@ -36,10 +36,12 @@ def render(template: str, context: Any = None) -> str:
 )
 def test_text_a_helper_builds_is_capped_before_it_is_built(template: str) -> None:
     context = {"s": "a" * 100_000, "xs": list(range(100_000))}
-    started = time.monotonic()
+    # CPU time of this process: the bound is about the work done, and other
+    # processes on a busy CI machine must not make it fail.
+    started = time.process_time()
     with pytest.raises(TemplateRenderError, match=f"more than the limit of {MAX_TEXT}"):
         render(template, context)
-    assert time.monotonic() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 def test_huge_numbers_stay_64_bit_or_double() -> None:
@@ -51,9 +53,9 @@ def test_huge_numbers_stay_64_bit_or_double() -> None:
 
 def test_catastrophic_pattern_runs_in_linear_time() -> None:
     subject = "a" * 50_000 + "!"
-    started = time.monotonic()
+    started = time.process_time()  # CPU, not wall-clock: a backtracking engine needs years of it here
     assert render('{{Regex.IsMatch s "^(a+)+$"}}|{{Regex.IsMatch s "(a|aa)*b"}}', {"s": subject}) == "False|False"
-    assert time.monotonic() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 @pytest.mark.parametrize(
