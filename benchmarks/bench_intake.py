@@ -50,14 +50,21 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import intake_transactional
-from intake_load import PUBLISHERS, CpuMeter, event, produce, total_end, wait_for_total
+from intake_load import (
+    PUBLISHERS,
+    CpuMeter,
+    event,
+    produce,
+    register_publishers,
+    total_end,
+    wait_for_total,
+)
 from support import (
     HubProcess,
     add_stack_args,
@@ -68,7 +75,6 @@ from support import (
     wait_ready,
 )
 
-from hub_stream.access.keys import create_key
 from hub_stream.local.embedded import free_port
 from hub_stream.platform import db
 from hub_stream.platform.request_reply import (
@@ -341,14 +347,8 @@ async def run(bootstrap: str, dsn: str, args: argparse.Namespace, tmp: Path, bro
         ratios["aiokafka produce"] = await baseline_aiokafka(settings, args.events)
         ratios["trivial Faust agent"] = await baseline_trivial_agent(settings, args.events, tmp)
 
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-    assert pool is not None
-    try:
-        await pool.executemany("INSERT INTO programs (program_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING", [(p,) for p in PUBLISHERS])
-        key = await create_key(pool, programs=dict.fromkeys(PUBLISHERS, "write"))
-    finally:
-        await pool.close()
-    headers = {"Authorization": "Basic " + base64.b64encode(f"{key.user_id}:{key.api_key}".encode()).decode()}
+    user_id, secret = await register_publishers(dsn)
+    headers = {"Authorization": "Basic " + base64.b64encode(f"{user_id}:{secret}".encode()).decode()}
 
     port = free_port()
     worker = HubProcess("worker", settings, tmp / "worker.log")

@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaProducer, TopicPartition
 from support import HubProcess
 
+from hub_stream.access.keys import create_key
+from hub_stream.platform import db
 from hub_stream.platform.offsets import log_ends
 from hub_stream.platform.settings import HubSettings
 
@@ -108,3 +111,16 @@ async def produce(settings: HubSettings, topic: str, docs: list[dict[str, Any]])
         return time.perf_counter() - started
     finally:
         await producer.stop()
+
+
+async def register_publishers(dsn: str) -> tuple[str, str]:
+    """Migrate the database and register ``PUBLISHERS``; (user id, secret) of a new key that may write for them."""
+    await db.migrate(dsn)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        await pool.executemany("INSERT INTO programs (program_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING", [(p,) for p in PUBLISHERS])
+        key = await create_key(pool, programs=dict.fromkeys(PUBLISHERS, "write"))
+    finally:
+        await pool.close()
+    return key.user_id, key.api_key

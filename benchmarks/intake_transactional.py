@@ -33,7 +33,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from intake_load import PUBLISHERS, CpuMeter, event, produce, total_end, wait_for_total
+from intake_load import (
+    PUBLISHERS,
+    CpuMeter,
+    event,
+    produce,
+    register_publishers,
+    total_end,
+    wait_for_total,
+)
 from support import HubProcess, make_settings
 
 from agents.intake import Intake, IntakeService
@@ -140,6 +148,7 @@ async def compare(bootstrap: str, dsn: str, args: argparse.Namespace, tmp: Path,
     """bench_intake.py ``--transactions``: the crash-order protocol against a transaction per batch, same records, alternating."""
     rates: dict[str, list[float]] = {"protocol": [], "transactions": []}
     docs = [event(PUBLISHERS[i % len(PUBLISHERS)], i) for i in range(args.events)]
+    await register_publishers(dsn)
     print(f"broker {bootstrap}; {args.events} events from the stream per round, a new worker on new topics each time")
     for round_ in range(1, args.transactions + 1):
         for name, rates_of in rates.items():
@@ -157,12 +166,13 @@ async def compare(bootstrap: str, dsn: str, args: argparse.Namespace, tmp: Path,
                 else:  # done: every transaction committed (its offsets are the group's)
                     await wait_for_committed(settings, args.events, 900, worker)
                 elapsed = time.perf_counter() - started
+                cpu = meter.report(args.events, "event")  # while the worker is there to count
                 await producing
             finally:
                 worker.stop()
             rates_of.append(args.events / elapsed)
             print(f"  round {round_} {name:<12} {elapsed:6.2f} s  {args.events / elapsed:9,.0f} events/s  load average {os.getloadavg()[0]:.2f}")
-            print(meter.report(args.events, "event"))
+            print(cpu)
     protocol, transactions = statistics.median(rates["protocol"]), statistics.median(rates["transactions"])
     print(f"  medians: protocol {protocol:,.0f} events/s, transactions {transactions:,.0f} events/s;"
           f" transactions / protocol: {transactions / protocol:.2f}")
