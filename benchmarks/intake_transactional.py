@@ -3,15 +3,18 @@
 Everything but the making durable is the production intake's: the same
 consumer loop (``IntakeService``: getmany of up to 4,000 records, up to 4
 batches in hand), the same decisions (``Intake.decide``), the same records
-out (``Batch.entries``, ``Batch.produce``, the replies). Only ``commit``
-differs: instead of today's three acknowledged steps (entries; appends,
-rejections, forwards; marks and replies), one transaction per batch:
+out (``Batch.entries``, ``Batch.produce``, the marks, the replies). Only
+``commit`` differs: instead of today's three acknowledged steps (entries;
+appends, rejections, forwards; marks and replies), one transaction per batch:
 
-    begin; send entries, effects and replies together; send the batch's
-    incoming offsets to the transaction (the intake's group); commit
+    begin; send entries and effects together; then the marks (they hold
+    the appends' end, so they wait for those acks, as today) and the
+    replies; send the batch's incoming offsets to the transaction (the
+    intake's group); commit
 
-No marks are written: the committed offsets, atomic with the effects, say
-where a new owner resumes. One transactional producer per worker (fencing
+The marks stay so that taking over a partition works as today (a worker
+of the benchmark can be given partitions again after a rebalance on a busy
+machine). One transactional producer per worker (fencing
 a zombie per incoming partition would need one per partition, see
 docs/decisions.md); transactions of one producer cannot overlap, so the
 batches' commits take turns, while the next batches are being decided.
@@ -76,26 +79,27 @@ class TransactionalIntake(Intake):
                 await batch.after.done  # in batch order; a failed batch fails the ones after it
             async with self.turn:
                 await producer.begin_transaction()
-                replies = [
+                # Nothing is visible before the commit: entries and effects go together. The marks
+                # (as today: the take-over code is unchanged) need the appends' offsets.
+                _, ends = await asyncio.gather(self._send_all(batch.entries), self._send_all(batch.produce))
+                marks = []
+                for partition, last in batch.last_event.items():
+                    state = self.states[partition]
+                    state.mark = state.mark.advanced(last.message.offset, ends.get(partition, 0), state.floor_ms)
+                    state.tail_events -= batch.pending_events
+                    state.tail_deleted -= batch.pending_markers
+                    marks.append((last, mark_key(partition), state.mark.to_json()))
+                replies = self._table_writes(marks) + [
                     Outgoing(self.replies_topic, request.reply_partition, request.reply_to.encode(), *encode_reply(request, reply))
                     for request, reply in batch.replies
                     if request.reply_to and request.reply_partition is not None
                 ]
-                # In a transaction nothing is visible before the commit: no step waits for another.
-                _, ends, _ = await asyncio.gather(
-                    self._send_all(batch.entries), self._send_all(batch.produce), self._send_all(replies)
-                )
+                await self._send_all(replies)
                 offsets = {
                     TopicPartition(self.incoming_topic, p): last.message.offset + 1 for p, last in batch.last_event.items()
                 }
                 await producer.send_offsets_to_transaction(offsets, intake_group(self.settings))
                 await producer.commit_transaction()
-            for partition, last in batch.last_event.items():  # the in-memory state, as ``_commit`` keeps it
-                state = self.states[partition]
-                state.mark = state.mark.advanced(last.message.offset, ends.get(partition, 0), state.floor_ms)
-                state.tail_events -= batch.pending_events
-                state.tail_deleted -= batch.pending_markers
-                self.stores[partition][mark_key(partition)] = state.mark.to_json()
             for future in (stages.entries, stages.appends, stages.done):
                 future.set_result(None)
         except BaseException as exc:
@@ -158,13 +162,14 @@ async def compare(bootstrap: str, dsn: str, args: argparse.Namespace, tmp: Path,
             worker = HubProcess("worker", settings, tmp / f"{name}{round_}.log", argv=argv, PYTHONPATH=str(BENCH_INTAKE.parents[1]))
             try:
                 await intake_answers(settings, worker)
+                pings = await total_end(settings, settings.topic("events.incoming"), settings.events_partitions)
                 meter = CpuMeter({"worker": worker.pid, "broker": broker_pid})
                 started = time.perf_counter()
                 producing = asyncio.create_task(produce(settings, settings.topic("events.incoming"), docs))
                 if name == "protocol":  # done: every append acknowledged (the marks follow)
                     await wait_for_total(settings, settings.topic("events"), settings.events_partitions, args.events, 900, [worker])
                 else:  # done: every transaction committed (its offsets are the group's)
-                    await wait_for_committed(settings, args.events, 900, worker)
+                    await wait_for_committed(settings, pings + args.events, 900, worker)
                 elapsed = time.perf_counter() - started
                 cpu = meter.report(args.events, "event")  # while the worker is there to count
                 await producing
@@ -198,16 +203,15 @@ async def intake_answers(settings: HubSettings, worker: HubProcess, timeout_s: f
 
 
 async def wait_for_committed(settings: HubSettings, want: int, timeout_s: float, worker: HubProcess) -> None:
-    """Until the intake group's committed offsets on the incoming topic add up to ``want`` records past the pings."""
+    """Until the intake group's committed offsets on the incoming topic add up to ``want`` records."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     topic = settings.topic("events.incoming")
     try:
-        pings = await total_end(settings, topic, settings.events_partitions) - want
         deadline = time.monotonic() + timeout_s
         while True:
             committed = await admin.list_consumer_group_offsets(intake_group(settings))
-            if sum(o.offset for tp, o in committed.items() if tp.topic == topic) >= want + max(pings, 0):
+            if sum(o.offset for tp, o in committed.items() if tp.topic == topic) >= want:
                 return
             if worker.process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the transactional intake did not commit {want} records:\n{worker.log_tail()}")
