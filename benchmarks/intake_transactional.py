@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from intake_load import (
     PUBLISHERS,
@@ -48,7 +48,7 @@ from intake_load import (
 from support import HubProcess, make_settings
 
 from agents.intake import Intake, IntakeService
-from agents.intake.consumer import PRODUCE_BATCH_BYTES
+from agents.intake.consumer import intake_producer
 from agents.intake.durable import Batch, Outgoing
 from agents.intake.wire import intake_group
 from hub_stream.events.intake_rules import mark_key
@@ -120,13 +120,7 @@ class TransactionalIntakeService(IntakeService):
         assert self.intake.producer is not None
         await self.intake.producer.stop()  # the production one: replaced by a transactional one
         s = self.intake.settings
-        self.intake.producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap,
-            acks="all",
-            linger_ms=0,
-            max_batch_size=PRODUCE_BATCH_BYTES,
-            transactional_id=f"{s.app_id}-intake-txn",
-        )
+        self.intake.producer = intake_producer(s, transactional_id=f"{s.app_id}-intake-txn")
         await self.intake.producer.start()
 
     async def _commit_marks(self, *, force: bool = False) -> None:
