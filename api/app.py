@@ -12,8 +12,17 @@ from api.auth import auth_middleware
 from api.errors import error_middleware
 from api.observability import observe_middleware
 from api.routes import setup_routes
-from api.state import KEYS, MAX_BODY_BYTES, MAX_REQUEST_LINE_BYTES, POOL, RPC, SETTINGS
+from api.state import (
+    EVENT_READERS,
+    KEYS,
+    MAX_BODY_BYTES,
+    MAX_REQUEST_LINE_BYTES,
+    POOL,
+    RPC,
+    SETTINGS,
+)
 from hub_stream.access.key_cache import KeyCache
+from hub_stream.events.log import ConsumerPool
 from hub_stream.platform import db
 from hub_stream.platform.request_reply import RpcClient
 from hub_stream.platform.settings import HubSettings
@@ -47,9 +56,11 @@ def create_app(
             try:
                 app[KEYS] = KeyCache(settings.database_url.get_secret_value() if settings.database_url else None)
                 await app[KEYS].start()
+                app[EVENT_READERS] = ConsumerPool(settings.kafka_bootstrap or "")  # consumers start on first use
                 try:
                     yield
                 finally:
+                    await app[EVENT_READERS].close()
                     await app[KEYS].stop()
             finally:
                 if own_pool:

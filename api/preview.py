@@ -23,7 +23,7 @@ from api.bodies import read_model
 from api.errors import ApiError
 from api.openapi import Operation, Param
 from api.programs import program_id_from
-from api.state import POOL, SETTINGS
+from api.state import EVENT_READERS, POOL, SETTINGS
 from api.workers import ask
 from hub_stream.access.programs import Program, get_program
 from hub_stream.events.intake_rules import InvalidEvent, validate_event
@@ -83,7 +83,7 @@ def _template(value: Any, import_process_id: int | None) -> PayloadTemplate:
 
 async def latest_events(app: web.Application, publisher: Program, count: int) -> list[dict[str, Any]]:
     """The publisher's newest ``count`` live events, oldest first; 503 when hub.events does not answer."""
-    source = KafkaEventSource(app[SETTINGS])
+    source = KafkaEventSource(app[SETTINGS], consumers=app[EVENT_READERS])
     floor = registration_floor(source, publisher.program_id, publisher.created_utc)
     try:
         return await latest_live_events(source, publisher.program_id, count, floor=floor)
@@ -197,7 +197,7 @@ async def dry_run(request: web.Request, program_id: str) -> web.Response:
     started = utc_now()
     subscriptions = (await ask(app, "subscriptions.commands", program_id, "list")).body
     cursors = (await ask(app, "sync.requests", program_id, "get_cursors")).body
-    source = KafkaEventSource(app[SETTINGS])
+    source = KafkaEventSource(app[SETTINGS], consumers=app[EVENT_READERS])
     row_cap = app[SETTINGS].lb_batch_row_cap
     outcomes = []
     for sub in subscriptions:

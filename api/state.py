@@ -6,6 +6,7 @@ import asyncpg
 from aiohttp import web
 
 from hub_stream.access.key_cache import KeyCache
+from hub_stream.events.log import ConsumerPool
 from hub_stream.platform.request_reply import RpcClient
 from hub_stream.platform.settings import HubSettings
 
@@ -19,3 +20,5 @@ SETTINGS = web.AppKey("settings", HubSettings)
 RPC = web.AppKey("rpc", RpcClient)
 POOL = web.AppKey("pool", asyncpg.Pool)
 KEYS = web.AppKey("key_cache", KeyCache)
+EVENT_READERS = web.AppKey("event_readers", ConsumerPool)
+"""Consumers of hub.events kept for the API's reads (preview, dry run): no consumer start per request."""

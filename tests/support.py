@@ -6,6 +6,7 @@ broker without seeing each other's records or consumer groups.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import os
@@ -17,6 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,16 +94,21 @@ def settings_env(settings: HubSettings) -> dict[str, str]:
 
 
 class HubProcess:
-    """A `hub worker` or `hub api` child process with its log in a file."""
+    """A `hub worker` or `hub api` child process with its log in a file.
 
-    def __init__(self, command: str, settings: HubSettings, log_path: Path, **env: str) -> None:
+    ``argv``: another command line for it (a benchmark's variant of a worker); default `hub <command>`.
+    """
+
+    def __init__(
+        self, command: str, settings: HubSettings, log_path: Path, *, argv: list[str] | None = None, **env: str
+    ) -> None:
         self.command = command
         self.log_path = log_path
         full_env = settings_env(settings)
         full_env.update(env)
         self._log = open(log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hub_stream.cli", command],
+            argv or [sys.executable, "-m", "hub_stream.cli", command],
             env=full_env,
             stdout=self._log,
             stderr=self._log,
@@ -181,21 +188,74 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def on_stack(
-    bootstrap: str | None, database: str | None, work: Callable[[str, str, Path], Awaitable[None]]
-) -> None:
-    """Run ``work(bootstrap, dsn, tmp)`` on the given broker and database, or on Tansu and
-    embedded PostgreSQL started for it (the default stack), stopped afterwards."""
-    from hub_stream.local.embedded import start_postgres, start_tansu
+@dataclass
+class Stack:
+    """Where a benchmark's broker and database are; ``broker_pid`` when this process started the broker."""
 
-    broker = None if bootstrap else start_tansu()
-    with tempfile.TemporaryDirectory() as tmp:
-        postgres = None if database else start_postgres(Path(tmp) / "pg")
+    bootstrap: str
+    dsn: str
+    tmp: Path
+    broker_pid: int | None
+
+
+def add_stack_args(parser: argparse.ArgumentParser, *, database: bool = True) -> None:
+    """--bootstrap, --broker and (with ``database``) --database, as every benchmark takes them."""
+    parser.add_argument("--bootstrap", help="a running broker; default: start the embedded one (--broker)")
+    parser.add_argument(
+        "--broker",
+        choices=("kafka", "tansu"),
+        default=os.environ.get("HUB_EMBEDDED_BROKER") or "kafka",
+        help="the embedded broker to start without --bootstrap: Apache Kafka (the default stack, data in a"
+        " temporary directory) or Tansu (memory only); default: $HUB_EMBEDDED_BROKER, else kafka",
+    )
+    if database:
+        parser.add_argument("--database", help="a PostgreSQL DSN; default: embedded PostgreSQL")
+
+
+@contextmanager
+def embedded_stack(args: argparse.Namespace, *, database: bool = True) -> Iterator[Stack]:
+    """The broker and database of ``args`` (``add_stack_args``), starting what is not given.
+
+    Without --bootstrap: Apache Kafka through hub_stream/local/kafka.py, as
+    `hub dev` and the tests run it (or Tansu with ``--broker tansu``); without
+    --database: embedded PostgreSQL. Everything started here stops on exit.
+    """
+    from hub_stream.local.embedded import start_postgres, start_tansu
+    from hub_stream.local.kafka import start_kafka
+
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        bootstrap: str | None = args.bootstrap
+        broker: Any = None
+        pid: int | None = getattr(args, "broker_pid", None)
+        if not bootstrap:
+            if args.broker == "tansu":
+                broker = start_tansu()
+                pid = broker.process.pid
+            else:
+                broker = start_kafka(tmp / "kafka", wait=False, progress=_say)  # PostgreSQL starts while it boots
+                pid = broker.pid
+        postgres = None
         try:
-            dsn = database or postgres.dsn  # type: ignore[union-attr]
-            asyncio.run(work(bootstrap or broker.bootstrap, dsn, Path(tmp)))  # type: ignore[union-attr]
+            dsn = getattr(args, "database", None) or ""
+            if database and not dsn:
+                postgres = start_postgres(tmp / "pg")
+                dsn = postgres.dsn
+            if broker is not None and hasattr(broker, "wait_ready"):
+                broker.wait_ready(_say)
+            yield Stack(bootstrap or broker.bootstrap, dsn, tmp, pid)
         finally:
             if postgres:
                 postgres.stop()
-            if broker:
+            if broker is not None:
                 broker.stop()
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def on_stack(args: argparse.Namespace, work: Callable[[str, str, Path], Awaitable[None]]) -> None:
+    """Run ``work(bootstrap, dsn, tmp)`` on ``embedded_stack(args)``."""
+    with embedded_stack(args) as stack:
+        asyncio.run(work(stack.bootstrap, stack.dsn, stack.tmp))

@@ -15,6 +15,7 @@ from agents.intake.durable import Batch
 from agents.intake.wire import RecordEvent, intake_group
 from hub_stream.platform.faust_app import HubApp
 from hub_stream.platform.idempotence import supports_idempotence
+from hub_stream.platform.settings import HubSettings
 
 if TYPE_CHECKING:
     from agents.intake import Intake
@@ -26,6 +27,17 @@ POLL_TIMEOUT_MS = 1000
 MAX_IN_FLIGHT = 4  # batches being made durable at once (Intake.commit keeps their steps in order)
 COMMIT_EVERY_S = 1.0  # the group's committed offsets follow the marks this often (for lag tools)
 PRODUCE_BATCH_BYTES = 512 * 1024  # a larger single record still goes, alone in its batch
+
+
+def intake_producer(settings: HubSettings, **options: Any) -> AIOKafkaProducer:
+    """The intake's producer: every write acknowledged by all replicas, sent at once, in large batches."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        linger_ms=0,
+        max_batch_size=PRODUCE_BATCH_BYTES,
+        **options,
+    )
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -65,13 +77,7 @@ class IntakeService(mode.Service):
 
     async def on_start(self) -> None:
         s = self.intake.settings
-        self.intake.producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap,
-            acks="all",
-            linger_ms=0,
-            max_batch_size=PRODUCE_BATCH_BYTES,
-            enable_idempotence=await supports_idempotence(s.kafka_bootstrap or ""),
-        )
+        self.intake.producer = intake_producer(s, enable_idempotence=await supports_idempotence(s.kafka_bootstrap or ""))
         await self.intake.producer.start()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap,

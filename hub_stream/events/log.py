@@ -4,6 +4,9 @@
   offset range, decoded (the sync), and time → offset (``offset_at_time``).
 - ``EventLogReader``: every record of a partition in [start, end), raw (the
   intake's state at takeover, the events listing, holes in the incoming topic).
+- ``ConsumerPool``: started consumers a long-lived process (the API) lends to
+  its reads, so a preview does not pay a consumer's start (connection,
+  metadata) each time.
 
 hub.events is the event store (ARCHITECTURE.md): key = PublisherProgramId,
 so one publisher's records are in one partition, in publication order,
@@ -29,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -51,6 +55,7 @@ RANGE_FETCH_BYTES = 16 * 1024 * 1024
 RANGE_MAX_RECORDS = 20_000
 FIRST_FETCH_POLL_MS = 10
 FETCH_TIMEOUT_MS = 500
+LOG_END_TIMEOUT_S = 10.0
 STALL_TIMEOUT_S = 30.0
 """A read that gets no record for this long, short of an end the broker reported, fails."""
 
@@ -90,6 +95,68 @@ async def _stop(consumer: AIOKafkaConsumer) -> None:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise  # we are being cancelled: not aiokafka's
+
+
+ConsumerLender = Callable[[], AbstractAsyncContextManager[AIOKafkaConsumer]]
+"""Where a read gets its started range consumer from: a new one (``fresh_consumers``) or a pool's."""
+
+
+def fresh_consumers(bootstrap: str) -> ConsumerLender:
+    """A new range consumer for each read, stopped after it."""
+
+    @asynccontextmanager
+    async def lend() -> AsyncIterator[AIOKafkaConsumer]:
+        consumer = _consumer(bootstrap, fetch_bytes=RANGE_FETCH_BYTES)
+        await _start(consumer)
+        try:
+            yield consumer
+        finally:
+            await _stop(consumer)
+
+    return lend
+
+
+class ConsumerPool:
+    """Up to ``size`` started range consumers, lent one per read (``lend``) and kept between reads.
+
+    A read assigns and seeks the consumer it borrows, as it would a new one;
+    on return its partitions are paused, so an idle consumer fetches nothing.
+    A read that fails stops its consumer instead of returning it (its state is
+    unknown); the next read starts a new one. Starting a consumer costs a
+    connection and metadata requests: tens of ms on a busy machine, more than
+    the reads of a preview themselves.
+    """
+
+    def __init__(self, bootstrap: str, *, size: int = 4) -> None:
+        self._bootstrap = bootstrap
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[AIOKafkaConsumer] = []
+        self._closed = False
+
+    @asynccontextmanager
+    async def lend(self) -> AsyncIterator[AIOKafkaConsumer]:
+        async with self._slots:
+            if self._idle:
+                consumer = self._idle.pop()
+            else:
+                consumer = _consumer(self._bootstrap, fetch_bytes=RANGE_FETCH_BYTES)
+                await _start(consumer)
+            try:
+                yield consumer
+            except BaseException:
+                await _stop(consumer)
+                raise
+            if self._closed:
+                await _stop(consumer)
+            else:
+                consumer.pause(*consumer.assignment())
+                self._idle.append(consumer)
+
+    async def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for consumer in idle:
+            await _stop(consumer)
 
 
 async def _record_at_or_after(
@@ -182,8 +249,11 @@ class KafkaEventSource:
         *,
         decode: Callable[[Iterable[Any], bytes], list[StoredEvent]] = decode_publisher_records,
         partition_of: Callable[[str], int] | None = None,
+        consumers: ConsumerPool | None = None,
     ) -> None:
         self._bootstrap = settings.kafka_bootstrap or ""
+        self._lend = consumers.lend if consumers is not None else fresh_consumers(self._bootstrap)
+        self._pooled = consumers is not None
         self._topic = settings.topic("events")
         self._decode = decode
         partitions = settings.events_partitions
@@ -197,7 +267,10 @@ class KafkaEventSource:
 
     async def log_end(self, publisher: str) -> int:
         tp = self.partition(publisher)
-        return (await log_ends(self._bootstrap, [tp]))[tp]
+        if not self._pooled:
+            return (await log_ends(self._bootstrap, [tp]))[tp]
+        async with self._lend() as consumer:
+            return (await asyncio.wait_for(log_ends_of(consumer, [tp]), LOG_END_TIMEOUT_S))[tp]
 
     async def offset_at_time(self, publisher: str, ms: int, *, end: int | None = None) -> int:
         """The first offset of the publisher's partition at or after time ``ms`` (epoch ms)."""
@@ -205,7 +278,7 @@ class KafkaEventSource:
 
     def window(self, publisher: str, start: int, end: int | None = None) -> Window:
         """A read of the publisher's records from ``start`` to ``end`` (None: the log end met first)."""
-        return Window(self._bootstrap, self.partition(publisher), publisher.encode(), self._decode, start, end)
+        return Window(self._lend, self.partition(publisher), publisher.encode(), self._decode, start, end)
 
     async def read_chunks(self, publisher: str, start: int, end: int | None = None) -> AsyncIterator[list[StoredEvent]]:
         """The publisher's own records in [start, end), decoded, in log order, a fetch at a time."""
@@ -233,14 +306,16 @@ class Window:
 
     def __init__(
         self,
-        bootstrap: str,
+        lend: ConsumerLender,
         tp: TopicPartition,
         key: bytes,
         decode: Callable[[Iterable[Any], bytes], list[StoredEvent]],
         start: int,
         end: int | None,
     ) -> None:
-        self._consumer = _consumer(bootstrap, fetch_bytes=RANGE_FETCH_BYTES)
+        self._lend = lend
+        self._lent: AbstractAsyncContextManager[AIOKafkaConsumer] | None = None
+        self._consumer: AIOKafkaConsumer
         self._tp = tp
         self._key = key
         self._decode = decode
@@ -259,21 +334,24 @@ class Window:
         if self._end is not None and self._end <= self.start:
             self._started = False  # an empty window: no consumer at all
             return self
-        await _start(self._consumer)
-        self._started = True
+        lent = self._lend()
+        self._consumer = await lent.__aenter__()
+        self._lent, self._started = lent, True
         try:
             self._consumer.assign([self._tp])
             self._consumer.seek(self._tp, self.start)
             if self._end is None:
                 self._end = await self._first_fetch()
-        except BaseException:
-            await _stop(self._consumer)
+        except BaseException as exc:
+            self._lent, self._started = None, False
+            await lent.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._started:
-            await _stop(self._consumer)
+        if self._started and self._lent is not None:
+            lent, self._lent, self._started = self._lent, None, False
+            await lent.__aexit__(*exc)
 
     async def _first_fetch(self) -> int:
         """Fetch from the start until the broker has told the partition's high watermark."""

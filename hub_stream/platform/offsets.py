@@ -47,6 +47,10 @@ async def log_ends_of(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> 
 
 async def _log_ends(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
     consumer.assign(tps)
+    # Paused until the seeks below: otherwise, while the offsets are asked, aiokafka resets each
+    # position by the consumer's auto_offset_reset and fetches from there; with "earliest" and a
+    # large fetch size that is a read of the partition's start, which the seek then throws away.
+    consumer.pause(*tps)
     starts = await consumer.beginning_offsets(tps)
     reported = await consumer.end_offsets(tps)
     ends: dict[TopicPartition, int] = {}
@@ -58,6 +62,7 @@ async def _log_ends(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> di
         else:
             consumer.seek(tp, reported[tp] - 1)
         pending.append(tp)
+    consumer.resume(*tps)
     while pending:
         await consumer.getmany(*pending, timeout_ms=FETCH_TIMEOUT_MS)
         still = []

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
-from hub_stream.events.log import KafkaEventSource, offset_at_time
+from hub_stream.events.log import ConsumerPool, KafkaEventSource, offset_at_time
 from hub_stream.events.records import encode_deletion, encode_event, partition_for
 from hub_stream.platform.settings import HubSettings
 from hub_stream.platform.topics import ensure_topics
@@ -78,6 +79,20 @@ async def topics(settings: HubSettings) -> HubSettings:
     return settings
 
 
+@pytest.fixture(params=["fresh", "pooled"])
+async def source(request: pytest.FixtureRequest, topics: HubSettings) -> AsyncIterator[KafkaEventSource]:
+    """A source that starts a consumer per read, and one that borrows the API's kept consumers:
+    the same answers, read after read (a pooled consumer is reassigned and moved each time)."""
+    if request.param == "fresh":
+        yield KafkaEventSource(topics)
+        return
+    pool = ConsumerPool(topics.kafka_bootstrap or "", size=1)
+    try:
+        yield KafkaEventSource(topics, consumers=pool)
+    finally:
+        await pool.close()
+
+
 async def test_offset_at_time_matches_brute_force(topics: HubSettings) -> None:
     settings = topics
     pub = "PUBLOG"
@@ -124,7 +139,7 @@ async def test_offset_at_time_matches_brute_force(topics: HubSettings) -> None:
         assert await offset_at_time(bootstrap, tp, ms) == expected, ms
 
 
-async def test_range_read_keeps_the_publishers_records_in_order(topics: HubSettings) -> None:
+async def test_range_read_keeps_the_publishers_records_in_order(topics: HubSettings, source: KafkaEventSource) -> None:
     settings = topics
     pub = "PUBRANGE"
     other = same_partition(pub, settings.events_partitions, "OTHRANGE")
@@ -137,7 +152,6 @@ async def test_range_read_keeps_the_publishers_records_in_order(topics: HubSetti
     records.append((key, value, headers, T0 + 200))
     await produce(settings, records, chunks=[7, 40, 1, 73])
 
-    source = KafkaEventSource(settings)
     end = await source.log_end(pub)
     assert end == len(records)
     got = [r async for r in source.read(pub, 0, end)]
@@ -151,7 +165,9 @@ async def test_range_read_keeps_the_publishers_records_in_order(topics: HubSetti
     assert await source.offset_at_time(pub, T0 + 10_000) == end
 
 
-async def test_a_window_without_an_end_ends_at_the_log_end_of_its_first_fetch(topics: HubSettings) -> None:
+async def test_a_window_without_an_end_ends_at_the_log_end_of_its_first_fetch(
+    topics: HubSettings, source: KafkaEventSource
+) -> None:
     settings = topics
     pub = "PUBWIN"
     records = []
@@ -159,7 +175,6 @@ async def test_a_window_without_an_end_ends_at_the_log_end_of_its_first_fetch(to
         key, value, headers = encode_event(canonical(pub, n))
         records.append((key, value, headers, T0 + n))
     await produce(settings, records, chunks=[10, 1, 19])
-    source = KafkaEventSource(settings)
     async with source.window(pub, 5) as window:
         assert window.end == 30
         await produce(settings, records[:3], chunks=[3])  # appended after the window opened: not in it
