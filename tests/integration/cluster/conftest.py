@@ -54,9 +54,3 @@ def cluster_settings(cluster: KafkaCluster, database_dsn: str, tmp_path: Path) -
     """Settings isolated to this test on the cluster: RF 3, min ISR 2, 4+4 partitions."""
     return make_settings(cluster.bootstrap, database_dsn, tmp_path, replication_factor=3)
 
-
-def topic_names(settings: HubSettings) -> list[str]:
-    """Every topic of ``settings`` (to wait until all are fully replicated)."""
-    from hub_stream.platform.topics import all_topics
-
-    return [spec.name for spec in all_topics(settings)]
