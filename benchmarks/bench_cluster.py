@@ -147,6 +147,7 @@ async def failover(hub: Hub, cluster: KafkaCluster, pool: asyncpg.Pool, rounds: 
 async def measure(name: str, bootstrap: str, dsn: str, tmp: Path, args: argparse.Namespace, rf: int,
                   cluster: KafkaCluster | None = None) -> tuple[float, float]:
     say(f"== {name} (RF {rf})")
+    tmp.mkdir(parents=True, exist_ok=True)
     settings = make_settings(bootstrap, dsn, tmp, replication_factor=rf, request_timeout_s=30.0,
                              lb_batch_row_cap=5000, sync_timeout_s=300.0)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)

@@ -288,11 +288,11 @@ class KafkaNode:
     process: subprocess.Popen[bytes] | None = None
     started: float = 0.0  # time.monotonic() when start_kafka was called
 
-    def wait_ready(self, progress: Progress = print) -> None:
+    def wait_ready(self, progress: Progress = print, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Return when the node serves clients; stop it and raise KafkaError if it cannot."""
         assert self.process is not None, "only a node this process started"
         try:
-            _wait_ready(self, self.process)
+            _wait_ready(self, self.process, timeout_s)
         except BaseException:
             self.stop(timeout_s=3)
             raise
@@ -413,15 +413,15 @@ def _format(jvm: list[str], workdir: Path, cluster_id: str) -> None:
         raise KafkaError(f"formatting Kafka storage in {workdir / 'data'} failed:\n{result.stdout}{result.stderr}")
 
 
-def _wait_ready(node: KafkaNode, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
+def _wait_ready(node: KafkaNode, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
     while True:
         if process.poll() is not None:
             raise KafkaError(f"Kafka exited during start-up (code {process.returncode}):\n{_tail(node.workdir)}")
         if asyncio.run(_answers(node.bootstrap)):
             return
         if time.monotonic() > deadline:
-            raise KafkaError(f"Kafka did not answer on {node.bootstrap} within {READY_TIMEOUT_S:.0f} s:\n"
+            raise KafkaError(f"Kafka did not answer on {node.bootstrap} within {timeout_s:.0f} s:\n"
                              f"{_tail(node.workdir)}")
         time.sleep(0.2)
 
