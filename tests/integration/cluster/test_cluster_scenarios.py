@@ -180,12 +180,15 @@ async def test_workers_join_and_leave_during_intake_and_sync(
         assert imported(final) == 0, "a cursor one update short: delivered again"
 
 
-@pytest.mark.xfail(strict=False, reason="issue 22: aiokafka clients keep asking the one broker that answered"
-                   " and the intake's worker can hang instead of recovering (BROKER-FACTS.md)")
 async def test_two_of_three_brokers_down_gives_503_in_time_and_recovers(
     cluster: KafkaCluster, database_dsn: str, tmp_path: Path, pool: asyncpg.Pool
 ) -> None:
-    """4. Two of three brokers down: 503 within the request timeout; back by itself when they return."""
+    """4. Two of three brokers down: 503 within the request timeout; back by itself when they return.
+
+    The 503s are asserted; the recovery is an expected failure (xfail, not strict) until issue 22:
+    aiokafka clients keep asking the one broker that answered, and the intake's worker can hang
+    (BROKER-FACTS.md). Only the recovery is excused: a cluster that does not start still fails.
+    """
     settings = hub_settings(cluster, database_dsn, tmp_path, request_timeout_s=5.0)
     [pub] = program_ids("PUB", 1)
     async with hub_on_cluster(settings, tmp_path) as hub:
@@ -214,5 +217,6 @@ async def test_two_of_three_brokers_down_gives_503_in_time_and_recovers(
         assert set(outage.statuses) <= {503}, str(outage)
         assert outage.no_answer == 0 and outage.without_retry_after == 0, str(outage)
         assert outage.slowest_503_s <= settings.request_timeout_s + 3, str(outage)
-        assert recovered_s is not None, "the hub did not recover by itself within 120 s"
+        if recovered_s is None:
+            pytest.xfail("issue 22: the hub did not recover by itself within 120 s of the brokers' return")
 
