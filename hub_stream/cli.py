@@ -130,7 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = HubSettings()
+    try:
+        settings = HubSettings()
+    except ValueError as exc:  # a HUB_ variable out of range, or two that contradict each other
+        print(f"hub: {exc}", file=sys.stderr)
+        return 2
     setup_logging(settings.log_level)
     try:
         return int(args.func(settings, args) or 0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -29,7 +29,18 @@ class HubSettings(BaseSettings):
     )
     app_id: str = Field("hub-stream", description="Faust app id: the consumer group of the workers")
     topic_prefix: str = Field("hub", description="prefix of every topic name")
-    replication_factor: int = Field(1, ge=1)
+    replication_factor: int = Field(
+        1, ge=1, description="replicas of every hub topic, set when it is created; 3 on a production cluster"
+    )
+    min_insync_replicas: int = Field(
+        None,  # type: ignore[assignment]  # filled in below: one less than the replication factor, at least 1
+        ge=1,
+        validate_default=True,
+        description="replicas that must have a record before it counts as written (acks=all); default RF-1, at least 1",
+    )
+    unclean_leader_election: bool = Field(
+        False, description="let an out-of-sync replica lead (loses acknowledged records); keep false"
+    )
     events_partitions: int = Field(8, ge=1, description="hub.events, hub.events.incoming")
     subscriber_partitions: int = Field(
         8, ge=1, description="subscriber-keyed topics: subscription commands, sync requests"
@@ -79,6 +90,22 @@ class HubSettings(BaseSettings):
     worker_metrics_port: int = Field(
         0, ge=0, le=65535, description="a worker serves GET /metrics here (0: off; `hub dev` and compose: 9100)"
     )
+
+    @field_validator("min_insync_replicas", mode="before")
+    @classmethod
+    def _min_insync_default(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return max(1, int(info.data.get("replication_factor", 1)) - 1)
+        return value
+
+    @model_validator(mode="after")
+    def _min_insync_fits(self) -> HubSettings:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"HUB_MIN_INSYNC_REPLICAS={self.min_insync_replicas} is more than HUB_REPLICATION_FACTOR="
+                f"{self.replication_factor}: no write could ever succeed; lower it or raise the replication factor"
+            )
+        return self
 
     def topic(self, name: str) -> str:
         """Full topic name for a short name such as ``events``."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -100,12 +101,12 @@ async def ensure_topics(settings: HubSettings, *, timeout_s: float = 30.0) -> li
                     name=spec.name,
                     num_partitions=spec.partitions,
                     replication_factor=settings.replication_factor,
-                    topic_configs=spec.config,
+                    topic_configs={**spec.config, **durability_config(settings)},
                 )
                 for spec in missing
             ]
             try:
-                await admin.create_topics(new)
+                _raise_create_errors(await admin.create_topics(new), settings)
             except TopicAlreadyExistsError:
                 pass  # another process won the race; counts are checked below
             created = [spec.name for spec in missing]
@@ -123,13 +124,72 @@ async def ensure_topics(settings: HubSettings, *, timeout_s: float = 30.0) -> li
             )
         if created:
             logger.info("created topics %s", ", ".join(created))
+        _warn_under_replicated(await _replication_factors(admin, list(wanted)), settings)
         return created
     finally:
         await admin.close()
 
 
+def durability_config(settings: HubSettings) -> dict[str, str]:
+    """The topic configs that make an acknowledged record survive a broker's loss."""
+    return {
+        "min.insync.replicas": str(settings.min_insync_replicas),
+        "unclean.leader.election.enable": str(settings.unclean_leader_election).lower(),
+    }
+
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+def _raise_create_errors(response: object, settings: HubSettings) -> None:
+    """A topic the broker refused to create (too few brokers for the replication factor, a bad
+    config): a TopicMismatch that says so, instead of a wait for topics that never come."""
+    errors = [
+        (topic, code, message)
+        for topic, code, *rest in getattr(response, "topic_errors", [])
+        for message in [rest[0] if rest else None]
+        if code not in (0, TOPIC_ALREADY_EXISTS)
+    ]
+    if errors:
+        topic, code, message = errors[0]
+        raise TopicMismatch(
+            f"the broker refused to create {len(errors)} topic(s), e.g. {topic}: error {code}"
+            f" {message or ''} (HUB_REPLICATION_FACTOR={settings.replication_factor},"
+            f" HUB_MIN_INSYNC_REPLICAS={settings.min_insync_replicas}: a cluster needs at least"
+            " as many brokers as the replication factor)"
+        )
+
+
+def under_replicated(factors: dict[str, int], settings: HubSettings) -> dict[str, int]:
+    """Topics whose replication factor is lower than HUB_REPLICATION_FACTOR, with theirs."""
+    return {name: rf for name, rf in sorted(factors.items()) if rf < settings.replication_factor}
+
+
+def _warn_under_replicated(factors: dict[str, int], settings: HubSettings) -> None:
+    low = under_replicated(factors, settings)
+    if low:
+        logger.warning(
+            "%d hub topic(s) have a lower replication factor than HUB_REPLICATION_FACTOR=%d: %s;"
+            " they were created before it was raised and are not changed by the hub: losing the"
+            " broker that holds their only replica loses their records (docs/scaling.md says how"
+            " to raise it with kafka-reassign-partitions)",
+            len(low), settings.replication_factor,
+            ", ".join(f"{name} (RF {rf})" for name, rf in low.items()),
+        )
+
+
 async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
-    """Partition count of each of ``names`` that exists, without creating any.
+    """Partition count of each of ``names`` that exists, without creating any."""
+    return {name: len(partitions) for name, partitions in (await _described(admin, names)).items()}
+
+
+async def _replication_factors(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """The replication factor (replicas of its first partition) of each of ``names`` that exists."""
+    return {name: len(partitions[0]["replicas"]) for name, partitions in (await _described(admin, names)).items()}
+
+
+async def _described(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The partitions (as described) of each of ``names`` that exists, without creating any.
 
     Only listed topics are described: a Metadata request naming an unknown
     topic makes Tansu auto-create it with 4 partitions.
@@ -141,11 +201,11 @@ async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dic
         described = await admin.describe_topics(present)
     except KafkaError:
         described = []
-    counts: dict[str, int] = {}
-    for topic in described:
-        if topic.get("error_code", 0) == 0 and topic.get("partitions"):
-            counts[topic["topic"]] = len(topic["partitions"])
-    return counts
+    return {
+        topic["topic"]: topic["partitions"]
+        for topic in described
+        if topic.get("error_code", 0) == 0 and topic.get("partitions")
+    }
 
 
 async def _wait_for_topics(
