@@ -259,6 +259,10 @@ class RpcClient:
         if self._producer:
             await self._producer.stop()
 
+    def reading_replies(self) -> bool:
+        """Whether the reply reader runs (connected, and its task not ended)."""
+        return self._reader is not None and not self._reader.done()
+
     async def request(
         self,
         topic: str,
