@@ -45,6 +45,19 @@ def _docker_engine_answers() -> bool:
         return False
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the cluster tests out unless asked for: they start three brokers of their own
+    and take minutes, so `.ci/run` gives them a stage (`-m cluster`) of their own."""
+    asked = "cluster" in (config.getoption("markexpr") or "") or any(
+        "integration/cluster" in str(arg) for arg in config.args)
+    if asked:
+        return
+    left_out = [item for item in items if item.get_closest_marker("cluster")]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not item.get_closest_marker("cluster")]
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     given = os.environ.get("HUB_TEST_KAFKA_BOOTSTRAP")

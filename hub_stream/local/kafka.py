@@ -192,11 +192,29 @@ def _cluster_id() -> str:
             return cid
 
 
-def _server_properties(data: Path, port: int, controller_port: int) -> str:
-    return f"""# Written by hub_stream/local/kafka.py at every start: one KRaft node, loopback only.
+@dataclass(frozen=True)
+class QuorumSeat:
+    """A node's place in a multi-node KRaft cluster on loopback (``kafka_cluster.py`` makes these).
+
+    ``voters`` maps every node id to its controller port; all nodes share
+    ``cluster_id``; ``replication`` is the replication factor of Kafka's own
+    topics (consumer offsets, transaction state), with a min ISR one lower.
+    """
+
+    node_id: int
+    voters: dict[int, int]
+    cluster_id: str
+    replication: int
+
+
+def _server_properties(data: Path, port: int, controller_port: int, seat: QuorumSeat | None = None) -> str:
+    seat = seat or QuorumSeat(1, {1: controller_port}, "", 1)
+    voters = ",".join(f"{n}@{HOST}:{p}" for n, p in sorted(seat.voters.items()))
+    rf, min_isr = seat.replication, max(1, seat.replication - 1)
+    return f"""# Written by hub_stream/local/kafka.py at every start: KRaft node {seat.node_id} of {len(seat.voters)}, loopback only.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@{HOST}:{controller_port}
+node.id={seat.node_id}
+controller.quorum.voters={voters}
 listeners=PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}
 advertised.listeners=PLAINTEXT://{HOST}:{port}
 controller.listener.names=CONTROLLER
@@ -205,13 +223,14 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs={data}
 num.partitions=1
 auto.create.topics.enable=true
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor={rf}
 offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor={rf}
+transaction.state.log.min.isr={min_isr}
 transaction.state.log.num.partitions=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor={rf}
+share.coordinator.state.topic.min.isr={min_isr}
+unclean.leader.election.enable=false
 group.initial.rebalance.delay.ms=0
 # After a kill -9 the controller waits out the old incarnation's session before
 # the restarted broker is unfenced: 4 s instead of 9 s (one JVM, no network between).
@@ -332,6 +351,7 @@ def start_kafka(
     preexec_fn: Callable[[], None] | None = None,
     lock_wait_s: float = 0.0,
     wait: bool = True,
+    seat: QuorumSeat | None = None,
 ) -> KafkaNode:
     """Start Kafka with its data under ``workdir`` (formatted on first use); return when it answers.
 
@@ -340,6 +360,9 @@ def start_kafka(
     that is still shutting down). A pid file left by a killed broker is
     simply replaced. With ``wait=False`` it returns once the JVM is launched:
     call ``wait_ready()`` before use (`hub dev` starts PostgreSQL meanwhile).
+    ``seat`` makes the node one of a multi-node cluster (``kafka_cluster.py``):
+    its id, the quorum's controller ports, the shared cluster id; such a node
+    answers only once a majority of the quorum runs.
     """
     started = time.monotonic()
     cache = ensure_jars(progress)
@@ -358,11 +381,11 @@ def start_kafka(
     pidfile.unlink(missing_ok=True)
     port = port or free_port()
     controller_port = controller_port or free_port()
-    (workdir / "server.properties").write_text(_server_properties(data, port, controller_port))
+    (workdir / "server.properties").write_text(_server_properties(data, port, controller_port, seat))
     java = java_executable()
     jvm = _jvm(java, cache, workdir, heap)
     if not (data / "meta.properties").exists():
-        _format(jvm, workdir)
+        _format(jvm, workdir, seat.cluster_id if seat else _cluster_id())
     out = (workdir / "kafka.out").open("ab")
     try:
         process = subprocess.Popen(
@@ -380,10 +403,10 @@ def start_kafka(
     return node
 
 
-def _format(jvm: list[str], workdir: Path) -> None:
+def _format(jvm: list[str], workdir: Path, cluster_id: str) -> None:
     result = subprocess.run(
         [*jvm, "kafka.tools.StorageTool", "format", "--ignore-formatted",
-         "--cluster-id", _cluster_id(), "--config", str(workdir / "server.properties")],
+         "--cluster-id", cluster_id, "--config", str(workdir / "server.properties")],
         cwd=workdir, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False,
     )
     if result.returncode != 0:

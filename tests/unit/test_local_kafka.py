@@ -151,3 +151,16 @@ def test_one_hub_dev_per_data_dir_and_its_env_only_while_it_runs(tmp_path: Path)
     with (tmp_path / "dev.lock").open() as f:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
 
+
+
+def test_a_cluster_node_names_every_voter_and_replicates_kafkas_own_topics(tmp_path: Path) -> None:
+    seat = kafka.QuorumSeat(2, {1: 9101, 2: 9102, 3: 9103}, "abc", replication=3)
+    props = dict(line.split("=", 1) for line in kafka._server_properties(tmp_path, 9002, 9102, seat).splitlines()
+                 if "=" in line and not line.startswith("#"))
+    assert props["node.id"] == "2"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:9101,2@127.0.0.1:9102,3@127.0.0.1:9103"
+    assert props["offsets.topic.replication.factor"] == "3"
+    assert props["transaction.state.log.min.isr"] == "2"
+    assert props["unclean.leader.election.enable"] == "false"
+    single = kafka._server_properties(tmp_path, 9002, 9102)
+    assert "controller.quorum.voters=1@127.0.0.1:9102\n" in single and "offsets.topic.replication.factor=1\n" in single
