@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 from hub_stream.access import keys
 from hub_stream.local import dev_state
@@ -60,11 +61,20 @@ def _die_with_parent() -> None:
         pass
 
 
-def _spawn_module(module: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _spawn_module(module: str, args: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
+    if log is None:
+        return _popen(module, args, env, None)
+    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+        return _popen(module, args, env, out)
+
+
+def _popen(module: str, args: list[str], env: dict[str, str], out: IO[bytes] | None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],
         env=env,
         stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=out,
         start_new_session=True,  # Ctrl-C reaches `hub dev` only; it stops children in order
         preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
     )
@@ -79,12 +89,13 @@ class Child:
     delay is back to 1 s once a run lasted ``RESTART_RESET_S``.
     """
 
-    def __init__(self, name: str, module: str, args: list[str], env: dict[str, str]) -> None:
-        self.name, self._module, self._args, self._env = name, module, args, env
+    def __init__(self, name: str, module: str, args: list[str], env: dict[str, str], *, log: Path | None = None) -> None:
+        """``log``: a file its output is appended to (default: `hub dev`'s own stdout and stderr)."""
+        self.name, self._module, self._args, self._env, self.log = name, module, args, env, log
         self.restarts = 0
         self._delay = RESTART_FIRST_S
         self._due: float | None = None
-        self.process = _spawn_module(module, args, env)
+        self.process = _spawn_module(module, args, env, log)
         self._started = time.monotonic()
 
     def supervise(self) -> None:
@@ -108,7 +119,7 @@ class Child:
         if now >= self._due:
             self._due = None
             self.restarts += 1
-            self.process = _spawn_module(self._module, self._args, self._env)
+            self.process = _spawn_module(self._module, self._args, self._env, self.log)
             self._started = now
             print(f"hub dev: the {self.name} started again (pid {self.process.pid}, restart {self.restarts})",
                   file=sys.stderr, flush=True)
