@@ -180,9 +180,13 @@ def _awaited_library(task: asyncio.Task[Any]) -> str | None:
         module = str(frame.f_globals.get("__name__", ""))
         if module.startswith("asyncpg"):
             found = DATABASE
-        elif module.startswith("aiokafka"):
+        elif module.startswith(_BROKER_MODULES):
             found = BROKER
     return found
+
+
+_BROKER_MODULES = ("aiokafka", "hub_stream.events.log", "hub_stream.platform.offsets")
+"""Modules whose awaits are the broker's (a chain can end in one, waiting on an aiokafka future)."""
 
 
 _UNWINDING: set[asyncio.Task[web.StreamResponse]] = set()
