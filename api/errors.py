@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
 
 from api.state import MAX_BODY_BYTES, MAX_URL_BYTES, SETTINGS
 from hub_stream.platform.outages import (
+    BROKER,
+    DATABASE,
     OUTAGES,
     RETRY_AFTER_S,
+    DependencyUnavailable,
     request_deadline,
     unavailable_dependency,
 )
@@ -116,10 +120,9 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     deadline = _deadline_s(request)
     token = request_deadline.set(None if deadline is None else asyncio.get_running_loop().time() + deadline)
     try:
-        async with asyncio.timeout(deadline):
-            response = await handler(request)
+        response = await _within(deadline, handler(request))
     except ApiError as exc:
-        return problem(exc.status, exc.code, exc.message, exc.details, headers=exc.headers)
+        return _answer(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -131,11 +134,80 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     return response
 
 
+OUTCOME_UNKNOWN = web.RequestKey("outcome_unknown", str)
+"""Set by a handler once its command may have taken effect: what a 503/504 then tells the caller."""
+
+
+def _answer(request: web.Request, exc: ApiError) -> web.Response:
+    message, details = exc.message, exc.details
+    note = request.get(OUTCOME_UNKNOWN)
+    if note is not None and exc.status in (503, 504):
+        message = f"{message} {note}"
+        details = {**details, "outcome": "unknown", "safeToRetry": True}
+    return problem(exc.status, exc.code, message, details, headers=exc.headers)
+
+
+async def _within(deadline: float | None, call: Coroutine[Any, Any, web.StreamResponse]) -> web.StreamResponse:
+    """The handler's response, or TimeoutError at the deadline, whatever the handler does then.
+
+    ``asyncio.timeout`` alone is not enough: it cancels the handler and then
+    waits for it, and a handler cancelled inside a client library can take
+    long to unwind (aiokafka's consumer stop waited for its fetch, a minute
+    with brokers down). The handler runs in a task of its own; at the
+    deadline it is cancelled and left to unwind while the caller is answered.
+    """
+    if deadline is None:
+        return await call
+    task = asyncio.ensure_future(call)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=deadline)
+    except asyncio.CancelledError:  # the client went away: so does the handler
+        task.cancel()
+        raise
+    if done:
+        return task.result()
+    waited_on = _awaited_library(task)
+    task.cancel()
+    _UNWINDING.add(task)
+    task.add_done_callback(_unwound)
+    raise DependencyUnavailable(waited_on or "a dependency", f"no answer within {deadline:g} s")
+
+
+def _awaited_library(task: asyncio.Task[Any]) -> str | None:
+    """The dependency a still-running handler is waiting on, from the modules of its await chain."""
+    found = None
+    for frame in task.get_stack(limit=200):
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.startswith("asyncpg"):
+            found = DATABASE
+        elif module.startswith(_BROKER_MODULES):
+            found = BROKER
+    return found
+
+
+_BROKER_MODULES = ("aiokafka", "hub_stream.events.log", "hub_stream.platform.offsets")
+"""Modules whose awaits are the broker's (a chain can end in one, waiting on an aiokafka future)."""
+
+
+_UNWINDING: set[asyncio.Task[web.StreamResponse]] = set()
+"""Handlers cancelled at their deadline and still unwinding (kept referenced until they end)."""
+
+
+def _unwound(task: asyncio.Task[web.StreamResponse]) -> None:
+    _UNWINDING.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        dependency = unavailable_dependency(exc) if isinstance(exc, Exception) else None
+        if dependency is not None:
+            OUTAGES.failed(dependency, f"{type(exc).__name__}: {exc}"[:300])
+        else:
+            logger.error("a handler cancelled at its deadline failed while unwinding", exc_info=exc)
+
+
 def _failed(request: web.Request, exc: Exception) -> web.Response:
     dependency = unavailable_dependency(exc)
     if dependency is not None:
         OUTAGES.failed(dependency, f"{type(exc).__name__}: {exc}"[:300])
-        answer = unavailable(dependency)
-        return problem(answer.status, answer.code, answer.message, answer.details, headers=answer.headers)
+        return _answer(request, unavailable(dependency))
     logger.exception("unhandled error on %s %s", request.method, request.path)
     return problem(500, "internal_error", "The hub failed on this request; it has been logged.")

@@ -20,7 +20,7 @@ from aiokafka import TopicPartition
 
 from api.auth import require_read, require_write
 from api.bodies import read_json
-from api.errors import ApiError
+from api.errors import OUTCOME_UNKNOWN, ApiError
 from api.openapi import Operation, Param
 from api.programs import program_id_from
 from api.state import POOL, SETTINGS
@@ -52,6 +52,10 @@ from schemas.events import EventCreated, EventIn, EventPage
 from schemas.timefmt import parse_utc
 
 INCOMING = "events.incoming"
+PUBLISH_OUTCOME_UNKNOWN = (
+    "The event may or may not have been stored: publish the same event again (same PublisherEventId"
+    " and content) to learn its EventId; that is safe and never stores it twice."
+)
 QUERY_PARAMS = ("createdAfter", "createdBefore", "eventType", "limit", "pageToken")
 
 
@@ -72,6 +76,7 @@ async def publish_event(request: web.Request) -> web.Response:
         unknown = unknown_program(event.publisher)
         raise ApiError(422, unknown.code, unknown.message, unknown.details)
     # The worker validates the same body again: one decision path for HTTP and stream publishers.
+    request[OUTCOME_UNKNOWN] = PUBLISH_OUTCOME_UNKNOWN
     reply = await ask(request.app, INCOMING, event.publisher, "publish", doc, command_id=uuid.uuid4().hex)
     event_id = str(reply.body["EventId"])
     return web.json_response(
@@ -194,7 +199,13 @@ OPERATIONS = [
             409: ("duplicate_publisher_event_id (other content), or publisher_event_deleted.", None),
             413: ("The body is over 1 MiB, or the event over 999,800 bytes as JSON (event_too_large).", None),
             422: ("The publisher program is not registered (unknown_program).", None),
-            _NO_WORKER[0]: _NO_WORKER[1],
+            503: (
+                (
+                    "No worker (or no broker) answered in time (unavailable, with Retry-After): the outcome"
+                    " is unknown (details.outcome); publishing the same event again is safe."
+                ),
+                None,
+            ),
         },
         body=EventIn,
         tag="events",

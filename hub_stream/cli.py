@@ -25,6 +25,7 @@ def cmd_worker(settings: HubSettings, args: argparse.Namespace) -> int:
     """Run the Faust worker: every agent and table (blocks until SIGINT/SIGTERM)."""
     import faust
 
+    from hub_stream.platform import giving_up
     from hub_stream.platform.faust_app import create_faust_app
     from hub_stream.platform.topics import ensure_topics
 
@@ -54,7 +55,11 @@ def cmd_worker(settings: HubSettings, args: argparse.Namespace) -> int:
     # Faust's progress spinner writes terminal control codes to stdout even when
     # stdout is a file or a pipe (`hub dev` shares it); its "Ready" log line is enough.
     worker.spinner = None
-    worker.execute_from_commandline()  # exits the process when the worker stops
+    try:
+        worker.execute_from_commandline()  # exits the process when the worker stops
+    finally:
+        if giving_up.gave_up():  # stopped because it could not go on: say so to the supervisor
+            giving_up.exit_now()
     return 0
 
 

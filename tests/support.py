@@ -26,6 +26,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from hub_stream.local.embedded import free_port
+from hub_stream.platform.request_reply import RpcClient, RpcTimeout
 from hub_stream.platform.settings import HubSettings
 
 
@@ -259,3 +260,33 @@ def on_stack(args: argparse.Namespace, work: Callable[[str, str, Path], Awaitabl
     """Run ``work(bootstrap, dsn, tmp)`` on ``embedded_stack(args)``."""
     with embedded_stack(args) as stack:
         asyncio.run(work(stack.bootstrap, stack.dsn, stack.tmp))
+
+
+async def wait_for_intake(settings: HubSettings, worker: HubProcess | subprocess.Popen[bytes], timeout_s: float = 120) -> None:
+    """Until the intake agent answers on every partition of the incoming topic."""
+    process = worker.process if isinstance(worker, HubProcess) else worker
+    client = RpcClient(settings)
+    await client.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        for partition in range(settings.events_partitions):
+            while True:
+                assert process.poll() is None, "worker exited before it answered"
+                try:
+                    await client.request(settings.topic("events.incoming"), "warmup", "ping", timeout=3, partition=partition)
+                    break
+                except RpcTimeout:
+                    assert time.monotonic() < deadline, "intake never answered"
+    finally:
+        await client.stop()
+
+
+CRASH_WORKER = Path(__file__).parent / "integration" / "intake_crash_worker.py"
+
+
+def start_crash_worker(settings: HubSettings, log_path: Path, crash_at: str, *, after_appends: int = 0) -> subprocess.Popen[bytes]:
+    """A `hub worker` whose intake fails on purpose (tests/integration/intake_crash_worker.py names how)."""
+    env = settings_env(settings)
+    env.update(INTAKE_CRASH_AT=crash_at, INTAKE_CRASH_AFTER_APPENDS=str(after_appends), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([sys.executable, str(CRASH_WORKER)], env=env, stdout=log, stderr=log, start_new_session=True)

@@ -14,6 +14,7 @@ from aiokafka.errors import ConsumerStoppedError
 from agents.intake.durable import Batch
 from agents.intake.wire import RecordEvent, intake_group
 from hub_stream.platform.faust_app import HubApp
+from hub_stream.platform.giving_up import give_up
 from hub_stream.platform.idempotence import supports_idempotence
 from hub_stream.platform.settings import HubSettings
 
@@ -155,7 +156,8 @@ class IntakeService(mode.Service):
                         await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
                     await self._commit_marks()
                 except Exception as exc:
-                    logger.exception("intake failed; stopping the worker")
+                    logger.exception("intake failed")
+                    give_up("the intake failed", exc)
                     await self.app.crash(exc)
                     return
 
@@ -165,7 +167,8 @@ class IntakeService(mode.Service):
         except Exception as exc:
             # Effects may be half made: stop the worker; after a restart the
             # batch comes again and the marks repair it.
-            logger.exception("intake could not make a batch durable; stopping the worker")
+            logger.exception("intake could not make a batch durable")
+            give_up("the intake could not make a batch durable (the broker refused or did not answer)", exc)
             await self.app.crash(exc)
 
     async def _commit_marks(self, *, force: bool = False) -> None:

@@ -5,7 +5,9 @@ with its data in ``{HUB_DATA_DIR}/kafka`` (or Tansu, in memory, with
 HUB_EMBEDDED_BROKER=tansu); with no HUB_DATABASE_URL it starts embedded
 PostgreSQL with its data in ``{HUB_DATA_DIR}/postgres``. The worker and the API
 run as child processes (the same `hub worker` and `hub api` as in production).
-SIGINT or SIGTERM stops everything it started, children first, within 15 s.
+A child that exits (crashed, killed, or a worker that could not go on) is
+started again with backoff (``Child``). SIGINT or SIGTERM stops everything it
+started, children first, within 15 s.
 One `hub dev` per data directory (hub_stream/local/dev_state.py).
 """
 
@@ -22,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 from hub_stream.access import keys
 from hub_stream.local import dev_state
@@ -42,6 +45,11 @@ READY_TIMEOUT_S = 90.0
 DEV_WORKER_METRICS_PORT = 9100
 """The worker's /metrics under `hub dev` unless HUB_WORKER_METRICS_PORT says otherwise (a free one if taken)."""
 CHILD_STOP_S = 6.0
+RESTART_FIRST_S = 1.0
+RESTART_MAX_S = 30.0
+RESTART_RESET_S = 60.0
+"""A child that exits is started again after RESTART_FIRST_S, doubling up to RESTART_MAX_S while
+it keeps exiting; a run of RESTART_RESET_S brings the delay back to RESTART_FIRST_S."""
 
 
 def _die_with_parent() -> None:
@@ -53,18 +61,77 @@ def _die_with_parent() -> None:
         pass
 
 
-def _spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return _spawn_module("hub_stream.cli", [command], env)
+def _spawn_module(module: str, args: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
+    if log is None:
+        return _popen(module, args, env, None)
+    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+        return _popen(module, args, env, out)
 
 
-def _spawn_module(module: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _popen(module: str, args: list[str], env: dict[str, str], out: IO[bytes] | None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],
         env=env,
         stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=out,
         start_new_session=True,  # Ctrl-C reaches `hub dev` only; it stops children in order
         preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
     )
+
+
+class Child:
+    """One child process of `hub dev`, started again with backoff whenever it exits.
+
+    A worker that cannot go on exits (docs/operations.md, "Supervision"); here,
+    as under a production supervisor, it is simply started again: after 1 s,
+    then 2, 4, ... up to ``RESTART_MAX_S`` while it keeps dying early; the
+    delay is back to 1 s once a run lasted ``RESTART_RESET_S``.
+    """
+
+    def __init__(self, name: str, module: str, args: list[str], env: dict[str, str], *, log: Path | None = None) -> None:
+        """``log``: a file its output is appended to (default: `hub dev`'s own stdout and stderr)."""
+        self.name, self._module, self._args, self._env, self.log = name, module, args, env, log
+        self.restarts = 0
+        self._delay = RESTART_FIRST_S
+        self._due: float | None = None
+        self.process = _spawn_module(module, args, env, log)
+        self._started = time.monotonic()
+
+    def supervise(self) -> None:
+        """Notice an exit and schedule the restart; start it again when due."""
+        now = time.monotonic()
+        if self._due is None:
+            code = self.process.poll()
+            if code is None:
+                return
+            ran = now - self._started
+            if ran >= RESTART_RESET_S:
+                self._delay = RESTART_FIRST_S
+            self._due = now + self._delay
+            print(
+                f"hub dev: the {self.name} exited ({_exit_text(code)}, pid {self.process.pid}) after {ran:.1f} s;"
+                f" starting it again in {self._delay:g} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            self._delay = min(self._delay * 2, RESTART_MAX_S)
+        if now >= self._due:
+            self._due = None
+            self.restarts += 1
+            self.process = _spawn_module(self._module, self._args, self._env, self.log)
+            self._started = now
+            print(f"hub dev: the {self.name} started again (pid {self.process.pid}, restart {self.restarts})",
+                  file=sys.stderr, flush=True)
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 def _wait_ready(url: str, children: list[subprocess.Popen[bytes]], stop: StopFlag) -> bool:
@@ -143,7 +210,7 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
         return 1
     broker: EmbeddedBroker | KafkaNode | None = None
     postgres: EmbeddedPostgres | None = None
-    children: list[subprocess.Popen[bytes]] = []
+    children: list[Child] = []
     env = {k: v for k, v in os.environ.items()}
     env["HUB_DATA_DIR"] = str(data_dir)
     try:
@@ -172,15 +239,17 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
         if fake_lb:
             lb_port = free_port()
             lb_key = secrets.token_urlsafe(16)
-            children.append(_spawn_module("hub_stream.local.lb_standin", ["--port", str(lb_port), "--api-key", lb_key], env))
+            children.append(
+                Child("fake LB", "hub_stream.local.lb_standin", ["--port", str(lb_port), "--api-key", lb_key], env)
+            )
             env["HUB_DEV_LB_BASE_URL"] = f"http://127.0.0.1:{lb_port}"
             env["HUB_DEV_LB_API_KEY"] = lb_key
             wait_for_port("127.0.0.1", lb_port, 10.0)
         env.setdefault("HUB_WORKER_METRICS_PORT", str(_metrics_port(settings.api_host)))
-        children.append(_spawn("worker", env))
-        children.append(_spawn("api", env))
+        children.append(Child("worker", "hub_stream.cli", ["worker"], env))
+        children.append(Child("api", "hub_stream.cli", ["api"], env))
         url = f"http://{_display_host(settings.api_host)}:{settings.api_port}"
-        if not _wait_ready(url, children, stop):
+        if not _wait_ready(url, [c.process for c in children], stop):
             if stop.is_set():
                 return 130
             print(f"hub dev: the hub did not become ready; see the logs above ({url}/readyz)", file=sys.stderr)
@@ -203,18 +272,16 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
             print(f"    e.g. curl -u '{bootstrap_key}' {url}/api/programs", flush=True)
         print("  Ctrl-C stops everything.", flush=True)
         while not stop.is_set():
-            dead = [c for c in children if c.poll() is not None]
-            if dead:
-                print(f"hub dev: a child process exited ({dead[0].args[2]}, pid {dead[0].pid}); stopping", file=sys.stderr)
-                return 1
-            stop.wait(0.5)
+            for child in children:
+                child.supervise()
+            stop.wait(0.25)
         return 0
     except KafkaError as e:
         print(f"hub dev: {e}", file=sys.stderr)
         return 1
     finally:
         dev_state.remove_env(data_dir)
-        _stop_all(children, postgres, broker)
+        _stop_all([c.process for c in children], postgres, broker)
         claim.close()
 
 

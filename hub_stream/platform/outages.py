@@ -60,23 +60,29 @@ def unavailable_dependency(exc: BaseException) -> str | None:
     import asyncpg
     from aiokafka import errors as kafka_errors
 
-    if isinstance(
-        exc,
-        asyncpg.PostgresConnectionError
-        | asyncpg.InterfaceError
-        | asyncpg.CannotConnectNowError
-        | asyncpg.TooManyConnectionsError
-        | asyncpg.AdminShutdownError
-        | asyncpg.CrashShutdownError,
-    ):
+    if isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError):
+        return DATABASE  # the client's side of a connection that broke or a pool that closed
+    if isinstance(exc, asyncpg.PostgresError) and _database_state(exc):
         return DATABASE
-    if isinstance(exc, kafka_errors.KafkaConnectionError | kafka_errors.KafkaTimeoutError | kafka_errors.NoBrokersAvailable):
-        return BROKER
-    if isinstance(exc, kafka_errors.KafkaError) and getattr(exc, "retriable", False):
+    if isinstance(exc, kafka_errors.KafkaError | kafka_errors.ConsumerStoppedError):
+        # Every error the Kafka client raises in a request path is the cluster's
+        # (NodeNotReadyError, NotEnoughReplicas, KafkaTimeoutError, a client
+        # stopped under a rebuild...): the request's content is checked before.
         return BROKER
     if isinstance(exc, OSError | TimeoutError):  # connection refused, socket gone, connect timeout
         return _library_of(exc) or "a dependency"
     return None
+
+
+DATABASE_STATES = ("08", "53", "57", "58", "40001", "40P01", "25006")
+"""SQLSTATEs (classes, or codes) that say the database, not the request, failed: connection
+exceptions, insufficient resources, operator intervention (shutdown, cancelled by a timeout),
+system errors, serialization failure and deadlock (a retry succeeds), read-only (a failover)."""
+
+
+def _database_state(exc: BaseException) -> bool:
+    state = str(getattr(exc, "sqlstate", "") or "")
+    return state.startswith(DATABASE_STATES)
 
 
 def _library_of(exc: BaseException) -> str | None:

@@ -33,7 +33,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from hub_stream.platform import safe_json
+from hub_stream.platform import kafka_metadata, safe_json
 from hub_stream.platform.idempotence import supports_idempotence
 from hub_stream.platform.logs import request_id_var
 from hub_stream.platform.outages import BROKER, OUTAGES, DependencyUnavailable, time_left
@@ -168,6 +168,7 @@ class RpcClient:
 
     def __init__(self, settings: HubSettings, *, client_id: str | None = None) -> None:
         assert settings.kafka_bootstrap, "HUB_KAFKA_BOOTSTRAP is not set"
+        kafka_metadata.install()
         self._settings = settings
         self.client_id = client_id or uuid.uuid4().hex
         self._replies = settings.topic("replies")
@@ -258,6 +259,10 @@ class RpcClient:
             await self._consumer.stop()
         if self._producer:
             await self._producer.stop()
+
+    def reading_replies(self) -> bool:
+        """Whether the reply reader runs (connected, and its task not ended)."""
+        return self._reader is not None and not self._reader.done()
 
     async def request(
         self,

@@ -68,8 +68,8 @@ async def test_readyz_says_which_part_is_missing(client: TestClient) -> None:
     body = await r.json()
     assert _is_problem(body) and body["error"] == "not_ready"
     checks = body["details"]["checks"]
-    assert checks["broker"]["ok"] and checks["database"]["ok"]
-    assert not checks["workers"]["ok"]
+    assert checks["broker"]["ok"] and checks["database"]["ok"] and checks["replies"]["ok"]
+    assert not any(checks[agent]["ok"] for agent in ("intake", "subscriptions", "sync"))
 
 
 async def test_api_without_credentials_is_401_with_challenge(client: TestClient) -> None:

@@ -318,3 +318,51 @@ def test_staff_cli_finds_the_running_hub_dev(tmp_path: Path) -> None:
     finally:
         dev.send_signal(signal.SIGINT)
         dev.wait(15)
+
+
+def _child(dev: subprocess.Popen[str], command: str) -> psutil.Process:
+    """The `hub <command>` child of `hub dev`."""
+    for proc in _descendants(dev.pid):
+        try:
+            if proc.cmdline()[-2:] == ["hub_stream.cli", command]:
+                return proc
+        except psutil.NoSuchProcess:
+            continue
+    raise AssertionError(f"no `hub {command}` child of hub dev")
+
+
+def _ready_again(port: int, timeout_s: float) -> float:
+    """Seconds until /readyz answers 200."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+                if r.status == 200:
+                    return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise AssertionError(f"/readyz not 200 within {timeout_s} s")
+
+
+def test_a_killed_child_is_started_again(tmp_path: Path) -> None:
+    """SIGKILL the API, then the worker: `hub dev` starts each again and the hub is ready again."""
+    port = free_port()
+    dev = _start_dev(tmp_path, port)
+    try:
+        _read_until_ready(dev, tmp_path)
+        for command in ("api", "worker"):
+            victim = _child(dev, command)
+            victim.kill()
+            back_s = _ready_again(port, 120)
+            assert _child(dev, command).pid != victim.pid
+            print(f"\n`hub {command}` SIGKILLed: hub dev started it again; /readyz 200 after {back_s:.1f} s")
+        said = (tmp_path / "dev.err").read_text()
+        assert "hub dev: the api exited (killed by SIGKILL" in said, said[-2000:]
+        assert "hub dev: the worker exited (killed by SIGKILL" in said, said[-2000:]
+        assert dev.poll() is None
+    finally:
+        dev.send_signal(signal.SIGINT)
+        dev.wait(15)
+        for proc in _processes_using(tmp_path / ".hub"):
+            proc.kill()

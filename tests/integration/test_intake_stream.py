@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -25,18 +24,21 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from support import HubProcess, event_doc, make_settings, settings_env
+from support import (
+    HubProcess,
+    event_doc,
+    make_settings,
+    start_crash_worker,
+    wait_for_intake,
+)
 
 from hub_stream.events.log import EventLogReader
 from hub_stream.events.records import partition_for
 from hub_stream.local.embedded import free_port
-from hub_stream.platform.request_reply import RpcClient, RpcTimeout
 from hub_stream.platform.settings import HubSettings
 from hub_stream.platform.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
-
-CRASH_WORKER = Path(__file__).with_name("intake_crash_worker.py")
 
 
 def as_bytes(doc: Any) -> bytes:
@@ -53,25 +55,6 @@ async def register(settings: HubSettings, *publishers: str) -> None:
         )
     finally:
         await conn.close()
-
-
-async def wait_for_intake(settings: HubSettings, worker: HubProcess | subprocess.Popen[bytes], timeout_s: float = 120) -> None:
-    """Until the intake agent answers on every partition of the incoming topic."""
-    process = worker.process if isinstance(worker, HubProcess) else worker
-    client = RpcClient(settings)
-    await client.start()
-    try:
-        deadline = time.monotonic() + timeout_s
-        for partition in range(settings.events_partitions):
-            while True:
-                assert process.poll() is None, "worker exited before it answered"
-                try:
-                    await client.request(settings.topic("events.incoming"), "warmup", "ping", timeout=3, partition=partition)
-                    break
-                except RpcTimeout:
-                    assert time.monotonic() < deadline, "intake never answered"
-    finally:
-        await client.stop()
 
 
 async def read_topic(settings: HubSettings, name: str, partitions: int) -> list[Any]:
@@ -444,13 +427,6 @@ async def test_partitions_handed_over_mid_stream_lose_and_duplicate_nothing(kafk
     )
 
 
-def start_crashing_worker(settings: HubSettings, log_path: Path, crash_at: str, *, after_appends: int) -> subprocess.Popen[bytes]:
-    env = settings_env(settings)
-    env.update(INTAKE_CRASH_AT=crash_at, INTAKE_CRASH_AFTER_APPENDS=str(after_appends), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    with open(log_path, "ab") as log:
-        return subprocess.Popen([sys.executable, str(CRASH_WORKER)], env=env, stdout=log, stderr=log, start_new_session=True)
-
-
 @pytest.mark.parametrize("crash_at", ["after_entries", "mid_appends", "after_appends"])
 async def test_a_crash_at_each_step_of_a_batch_is_repaired(kafka_bootstrap: str, database_dsn: str, tmp_path: Path, crash_at: str) -> None:
     """Entries written but nothing appended; half appended; all appended but no mark: each comes out exactly once."""
@@ -462,7 +438,7 @@ async def test_a_crash_at_each_step_of_a_batch_is_repaired(kafka_bootstrap: str,
     first_part = range(50)
     # The crash comes in the first batch after the first part is on hub.events: marks, entries and a
     # tail exist from batches that completed, whatever the batching.
-    crashing = start_crashing_worker(settings, tmp_path / "crashing.log", crash_at, after_appends=len(publishers) * len(first_part))
+    crashing = start_crash_worker(settings, tmp_path / "crashing.log", crash_at, after_appends=len(publishers) * len(first_part))
     second: HubProcess | None = None
     try:
         await wait_for_intake(settings, crashing)

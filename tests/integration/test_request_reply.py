@@ -40,7 +40,10 @@ async def test_ping_through_two_apis_reaches_both_workers(settings: HubSettings,
                 async with http.get(f"{url}/readyz") as r:
                     body = await r.json()
                     assert r.status == 200, body
-                    assert body["checks"]["workers"]["ok"] is True
+                    assert all(body["checks"][agent]["ok"] for agent in ("intake", "subscriptions", "sync")), body
+                    # Two workers share the partitions: both answered the pings.
+                    assert len(body["checks"]["subscriptions"]["workers"]) == 2, body
+                    assert body["checks"]["intake"]["partitions"] == settings.events_partitions, body
 
 
 async def test_request_without_worker_times_out(settings: HubSettings) -> None:

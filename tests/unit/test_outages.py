@@ -64,3 +64,47 @@ def test_which_dependency_an_exception_names() -> None:
     assert unavailable_dependency(ConnectionRefusedError(111, "refused")) is not None
     assert unavailable_dependency(ValueError("a bug")) is None
     assert unavailable_dependency(RecursionError()) is None
+
+
+def test_log_budget_holds_lines_past_the_budget_and_counts_them() -> None:
+    import io
+    import json
+
+    from hub_stream.platform.logs import BudgetedStreamHandler, JsonFormatter
+
+    clock, out = Clock(), io.StringIO()
+    handler = BudgetedStreamHandler(out, budget_bytes=10_000, window_s=60.0, clock=clock)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("test.budget")
+    logger.propagate = False
+    logger.handlers[:] = [handler]
+    access = logging.getLogger("hub_stream.access")
+    access.propagate, access.handlers[:] = False, [handler]
+    access.setLevel(logging.INFO)
+    try:
+        # Lines that differ each time (what RepeatFilter cannot group): 20,000 in one minute.
+        for n in range(20_000):
+            logger.error("Unable connect to node with id %d at 127.0.0.1:%d", n % 3, 9000 + n)
+            if n % 100 == 0:
+                access.info("GET /api/events/{id} 503 1.0 ms")  # one per request: always written
+            clock.now += 0.002
+        logger.critical("worker stops: a reason")  # always written
+        written = out.getvalue()
+        lines = [json.loads(line) for line in written.splitlines()]
+        counted = [x for x in lines if x["logger"] != "hub_stream.access" and x["level"] != "CRITICAL"]
+        assert sum(len(json.dumps(x)) + 1 for x in counted) <= 10_000 + 300, len(written)
+        assert any("log budget of 10000 bytes" in x["message"] for x in lines), lines[-3:]
+        assert sum(x["logger"] == "hub_stream.access" for x in lines) == 200
+        assert lines[-1]["message"] == "worker stops: a reason"
+        errors_written = sum(x["logger"] == "test.budget" and x["level"] == "ERROR" for x in lines)
+
+        clock.now += 60  # the next window: its first line gives the count
+        logger.error("Unable connect to node with id %d", 1)
+        last = [json.loads(line) for line in out.getvalue().splitlines()][-2:]
+        assert last[0]["message"].startswith(f"{20_000 - errors_written} log line(s)"), last
+        assert last[1]["message"] == "Unable connect to node with id 1"
+    finally:
+        logger.handlers.clear()
+        access.handlers.clear()
+        access.propagate = True
+        access.setLevel(logging.NOTSET)
