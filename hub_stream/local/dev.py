@@ -264,7 +264,7 @@ def run_dev(settings: HubSettings, *, fake_lb: bool = False) -> int:
         print(f"  Env:     {env_file} (the hub command finds it in this directory; `. {env_file}` for others)",
               flush=True)
         if fake_lb:
-            print(f"  Fake LB: {env['HUB_DEV_LB_BASE_URL']} (programs registered without LbBaseUrl use it;"
+            print(f"  Fake LB: {env['HUB_DEV_LB_BASE_URL']} (programs registered through the API without LbBaseUrl use it;"
                   f" GET {env['HUB_DEV_LB_BASE_URL']}/_fake/batches shows what it received)", flush=True)
         if bootstrap_key:
             print("  A system key was created for this fresh install (shown only now):", flush=True)

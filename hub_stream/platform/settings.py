@@ -77,7 +77,7 @@ class HubSettings(BaseSettings):
     lb_batch_row_cap: int = Field(5000, ge=1)
 
     dev_lb_base_url: str | None = Field(
-        None, description="set by `hub dev --fake-lb`: programs registered without an LB connection get this one"
+        None, description="set by `hub dev --fake-lb`: programs registered through the API without an LB connection get this one"
     )
     dev_lb_api_key: SecretStr | None = None
 
