@@ -21,7 +21,7 @@ from aiokafka import TopicPartition
 from api.auth import require_read, require_write
 from api.bodies import read_json
 from api.errors import OUTCOME_UNKNOWN, ApiError
-from api.openapi import Operation, Param
+from api.openapi import NO_WORKER, Operation, Param
 from api.programs import program_id_from
 from api.state import POOL, SETTINGS
 from api.workers import ask
@@ -173,7 +173,6 @@ def setup(app: web.Application) -> None:
 
 _PROGRAM = Param("programId", "path", "the publisher's programId (1-25 of A-Z a-z 0-9 _ - .)", schema=PROGRAM_ID_SCHEMA)
 _EVENT = Param("eventId", "path", "an EventId (E:{programId}-{uuid4})", schema=EVENT_ID_SCHEMA)
-_NO_WORKER = (503, ("No worker (or no broker) answered in time (unavailable, with Retry-After).", None))
 _LIST_PARAMS = (
     _PROGRAM,
     Param("createdAfter", "query", "ISO 8601; only events created strictly after it", schema=TIMESTAMP_SCHEMA),
@@ -214,7 +213,7 @@ OPERATIONS = [
         "DELETE",
         "/api/events/{eventId}",
         "Delete an event (write on the program the EventId names): a deletion marker follows it on the stream.",
-        {204: ("Deleted.", None), 404: ("Unknown, or already deleted (event_not_found).", None), _NO_WORKER[0]: _NO_WORKER[1]},
+        {204: ("Deleted.", None), 404: ("Unknown, or already deleted (event_not_found).", None), NO_WORKER[0]: NO_WORKER[1]},
         params=(_EVENT,),
         tag="events",
     ),
@@ -225,7 +224,7 @@ OPERATIONS = [
         {
             200: ("One page; NextPageToken is null on the last.", EventPage),
             400: ("Invalid program id (invalid_program_id), parameter or page token (invalid_query).", None),
-            _NO_WORKER[0]: _NO_WORKER[1],
+            NO_WORKER[0]: NO_WORKER[1],
         },
         params=_LIST_PARAMS,
         tag="events",

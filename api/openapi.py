@@ -24,6 +24,8 @@ from api.openapi_examples import EXAMPLES, PARAMETERS
 from schemas.common import Problem
 
 PROBLEM_CODES = {400, 401, 403, 404, 409, 413, 422, 502, 503, 504}
+NO_WORKER = (503, ("No worker (or no broker) answered in time (unavailable, with Retry-After).", None))
+"""The 503 of every operation that asks the workers (api/workers.py answers it)."""
 
 
 @dataclass(frozen=True)

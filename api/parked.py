@@ -13,7 +13,7 @@ from aiohttp import web
 from api.auth import require_system
 from api.bodies import read_model
 from api.errors import ApiError
-from api.openapi import Operation, Param
+from api.openapi import NO_WORKER, Operation, Param
 from api.programs import program_id_from
 from api.state import POOL
 from api.workers import ask
@@ -90,13 +90,12 @@ def setup(app: web.Application) -> None:
 _PROGRAM = Param("programId", "path", "the subscriber: 1-25 of A-Z a-z 0-9 _ - .", schema=PROGRAM_ID_SCHEMA)
 _PUBLISHER = Param("publisherProgramId", "path", "the publisher: 1-25 of A-Z a-z 0-9 _ - .", schema=PROGRAM_ID_SCHEMA)
 _NO_SUB = (404, ("No such subscription (subscription_not_found).", None))
-_NO_WORKER = (503, ("No worker answered in time (workers_unavailable).", None))
 OPERATIONS = [
     Operation(
         "GET",
         _BASE,
         "Events parked for this subscription (OnRenderError park), oldest first, paged (system key).",
-        {200: ("One page.", ParkedPage), 400: ("Invalid id, limit or pageToken (invalid_query).", None), _NO_SUB[0]: _NO_SUB[1], _NO_WORKER[0]: _NO_WORKER[1]},
+        {200: ("One page.", ParkedPage), 400: ("Invalid id, limit or pageToken (invalid_query).", None), _NO_SUB[0]: _NO_SUB[1], NO_WORKER[0]: NO_WORKER[1]},
         params=(
             _PROGRAM,
             _PUBLISHER,
@@ -115,7 +114,7 @@ OPERATIONS = [
         _BASE + "/redeliver",
         "Queue parked events for the next sync, which renders them with the current template and sends those that"
         " now render, in their original order, before the new events; those failing again stay parked (system key).",
-        {200: ("Queued.", RedeliverOut), 400: ("Invalid id or body.", None), _NO_SUB[0]: _NO_SUB[1], _NO_WORKER[0]: _NO_WORKER[1]},
+        {200: ("Queued.", RedeliverOut), 400: ("Invalid id or body.", None), _NO_SUB[0]: _NO_SUB[1], NO_WORKER[0]: NO_WORKER[1]},
         body=RedeliverIn,
         body_required=False,
         params=(_PROGRAM, _PUBLISHER),
@@ -129,7 +128,7 @@ OPERATIONS = [
             204: ("Dropped.", None),
             400: ("Invalid program id.", None),
             404: ("No such subscription, or the event is not parked (parked_event_not_found).", None),
-            _NO_WORKER[0]: _NO_WORKER[1],
+            NO_WORKER[0]: NO_WORKER[1],
         },
         params=(_PROGRAM, _PUBLISHER, Param("eventId", "path", "the parked event's EventId", schema=EVENT_ID_SCHEMA)),
         tag="subscriptions",

@@ -249,7 +249,7 @@ OPERATIONS = [
             400: ("Invalid body, or an invalid event in Events (invalid_event, every error listed).", None),
             404: ("No such subscription and no template in the body (subscription_not_found), or unknown_program.", None),
             422: ("invalid_template (details: entry, line, column, reason), as on POST.", None),
-            503: ("hub.events or the workers did not answer (unavailable, workers_unavailable).", None),
+            503: ("hub.events or the workers did not answer (unavailable, with Retry-After).", None),
         },
         body=PreviewIn,
         body_required=False,

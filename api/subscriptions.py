@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from api.auth import require_system
 from api.bodies import read_json, validation_problem
 from api.errors import ApiError
-from api.openapi import Operation, Param
+from api.openapi import NO_WORKER, Operation, Param
 from api.preview import check_on_latest, flag
 from api.programs import SUBSCRIPTION_REFS, program_id_from
 from api.state import POOL, SETTINGS
@@ -195,13 +195,12 @@ _PUBLISHER = Param("publisherProgramId", "path", "the publisher: 1-25 of A-Z a-z
 _FORCE = Param("force", "query", "true: save even when the template fails on the publisher's latest live event", type="boolean")
 _BASE = "/api/programs/{programId}/eventSubs"
 _ONE = _BASE + "/{publisherProgramId}"
-_NO_WORKER = (503, ("No worker (or no broker) answered in time (unavailable, with Retry-After).", None))
 OPERATIONS = [
     Operation(
         "GET",
         _BASE,
         "The subscriber's event subscriptions, sorted by PublisherProgramId (system key).",
-        {200: ("The subscriptions (empty array if none).", SubscriptionOut), 400: ("Invalid program id.", None), 404: ("The program is not registered (unknown_program).", None), _NO_WORKER[0]: _NO_WORKER[1]},
+        {200: ("The subscriptions (empty array if none).", SubscriptionOut), 400: ("Invalid program id.", None), 404: ("The program is not registered (unknown_program).", None), NO_WORKER[0]: NO_WORKER[1]},
         params=(_PROGRAM,),
         list_response=frozenset({200}),
         tag="subscriptions",
@@ -220,7 +219,7 @@ OPERATIONS = [
                 ),
                 None,
             ),
-            _NO_WORKER[0]: _NO_WORKER[1],
+            NO_WORKER[0]: NO_WORKER[1],
         },
         body=SubscriptionCreate,
         params=(_PROGRAM, _FORCE),
@@ -230,7 +229,7 @@ OPERATIONS = [
         "GET",
         _ONE,
         "One subscription (system key).",
-        {200: ("The subscription.", SubscriptionOut), 400: ("Invalid program id.", None), 404: ("No such subscription (subscription_not_found).", None), _NO_WORKER[0]: _NO_WORKER[1]},
+        {200: ("The subscription.", SubscriptionOut), 400: ("Invalid program id.", None), 404: ("No such subscription (subscription_not_found).", None), NO_WORKER[0]: NO_WORKER[1]},
         params=(_PROGRAM, _PUBLISHER),
         tag="subscriptions",
     ),
@@ -243,7 +242,7 @@ OPERATIONS = [
             400: ("Invalid id or body, or a read-only field (read_only_fields).", None),
             404: ("No such subscription (subscription_not_found).", None),
             422: ("invalid_template (details: entry, line, column, reason), or template_fails_on_latest_event unless force=true.", None),
-            _NO_WORKER[0]: _NO_WORKER[1],
+            NO_WORKER[0]: NO_WORKER[1],
         },
         body=SubscriptionPatch,
         params=(_PROGRAM, _PUBLISHER, _FORCE),
@@ -253,7 +252,7 @@ OPERATIONS = [
         "DELETE",
         _ONE,
         "Delete a subscription (system key).",
-        {204: ("Deleted.", None), 400: ("Invalid program id.", None), 404: ("No such subscription (subscription_not_found).", None), _NO_WORKER[0]: _NO_WORKER[1]},
+        {204: ("Deleted.", None), 400: ("Invalid program id.", None), 404: ("No such subscription (subscription_not_found).", None), NO_WORKER[0]: NO_WORKER[1]},
         params=(_PROGRAM, _PUBLISHER),
         tag="subscriptions",
     ),

@@ -83,7 +83,7 @@ _PROGRAM = Param("programId", "path", "the program", schema=PROGRAM_ID_SCHEMA)
 _INTERRUPTED = (
     "The sync could not record its progress or was taken over too often (sync_interrupted),"
     " or could not read hub.events (events_unavailable): the whole sync answer; call again."
-    " Or no worker or broker answered (unavailable, workers_unavailable: a plain problem, with Retry-After)."
+    " Or no worker or broker answered (unavailable: a plain problem, with Retry-After)."
 )
 _RENDER_FAILED = (
     "A template failed on an event (render_failed: the whole sync answer, details name the EventIds),"
