@@ -25,7 +25,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from support import HubProcess, make_settings, settings_env
 from test_preview import hub
 from test_sync import append, delivered, event, names, process, register, start_worker_and_wait
-from test_sync_faults import owner_of, wait_until_both_serve
+from test_sync_faults import one_worker_stack, owner_of, wait_until_both_serve
 
 from api.app import create_app
 from hub_stream.events.records import encode_event
@@ -173,18 +173,10 @@ async def test_a_parked_event_survives_and_is_redelivered_first(
 @pytest.fixture(scope="module")
 async def one_worker(kafka_bootstrap: str, database_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[HubSettings, RpcClient, FakeLB]]:
     tmp = Path(tmp_path_factory.mktemp("parking"))
-    settings = make_settings(kafka_bootstrap, database_dsn, tmp, lb_max_retries=0)
-    await ensure_topics(settings)
-    rpc = RpcClient(settings)
-    await rpc.start()
-    lb, lb_runner = await start_fake_lb(api_keys={"lb-key-sync-test"})
-    worker = await serving(rpc, settings, "warmup", tmp / "worker.log")
-    try:
-        yield settings, rpc, lb
-    finally:
-        worker.process.stop()
-        await lb_runner.cleanup()
-        await rpc.stop()
+    async with one_worker_stack(
+        kafka_bootstrap, database_dsn, tmp, worker_env={"HUB_WORKER_METRICS_PORT": str(free_port())}, lb_max_retries=0
+    ) as parts:
+        yield parts
 
 
 async def test_staff_pause_replay_and_handle_parked_events_from_a_terminal(

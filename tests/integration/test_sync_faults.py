@@ -171,24 +171,35 @@ async def test_a_worker_joining_mid_sync_takes_nothing_from_the_caller(
         assert recorded["Status"] == "ok" and recorded["Resumed"] >= 1
 
 
-@pytest.fixture(scope="module")
-async def stack(
-    kafka_bootstrap: str, database_dsn: str, tmp_path_factory: pytest.TempPathFactory
+@asynccontextmanager
+async def one_worker_stack(
+    kafka_bootstrap: str, database_dsn: str, tmp: Path, *, worker_env: dict[str, str] | None = None, **settings_overrides: Any
 ) -> AsyncIterator[tuple[HubSettings, RpcClient, FakeLB]]:
-    """One worker whose LB calls time out after 1.5 s and are retried once."""
-    tmp = Path(tmp_path_factory.mktemp("sync-faults"))
-    settings = make_settings(kafka_bootstrap, database_dsn, tmp, lb_max_retries=1, lb_batch_row_cap=3, lb_total_timeout_s=1.5)
+    """Topics, a request client, the LB stand-in and one worker that answers, for a module of tests."""
+    settings = make_settings(kafka_bootstrap, database_dsn, tmp, **settings_overrides)
     await ensure_topics(settings)
     rpc = RpcClient(settings)
     await rpc.start()
     lb, runner = await start_fake_lb(api_keys={"lb-key-sync-test"})
-    worker = await start_worker_and_wait(settings, rpc, "warmup", tmp / "worker.log")
+    worker = await start_worker_and_wait(settings, rpc, "warmup", tmp / "worker.log", **(worker_env or {}))
     try:
         yield settings, rpc, lb
     finally:
         worker.stop()
         await runner.cleanup()
         await rpc.stop()
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    kafka_bootstrap: str, database_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[HubSettings, RpcClient, FakeLB]]:
+    """One worker whose LB calls time out after 1.5 s and are retried once."""
+    tmp = Path(tmp_path_factory.mktemp("sync-faults"))
+    async with one_worker_stack(
+        kafka_bootstrap, database_dsn, tmp, lb_max_retries=1, lb_batch_row_cap=3, lb_total_timeout_s=1.5
+    ) as parts:
+        yield parts
 
 
 @pytest.mark.parametrize("fault", ["store then time out", "store then drop the connection"])
