@@ -68,6 +68,8 @@ def _json_endpoints(hub: dict[str, Any]) -> list[tuple[str, str]]:
         ("POST", "/api/keys"),
         ("POST", f"/api/programs/{sub}/eventSubs"),
         ("PATCH", f"/api/programs/{sub}/eventSubs/{pub}"),
+        ("POST", f"/api/programs/{sub}/eventSubs/{pub}/preview"),
+        ("POST", f"/api/programs/{sub}/eventSubs/{pub}/parked/redeliver"),
     ]
 
 
@@ -119,6 +121,25 @@ async def test_nul_in_credentials_key_ids_and_names_is_400(hub: dict[str, Any]) 
     body = json.dumps({"Name": "Acme\u0000Corp"}).encode()
     status, problem, _ = await call(hub, "PUT", f"/api/programs/{hub['sub']}", data=body)
     assert status == 400 and problem["details"]["errors"][0]["field"] == "Name", problem
+
+
+async def test_preview_parked_and_event_paths_answer_hostile_input_with_a_4xx(hub: dict[str, Any]) -> None:
+    """The request paths added for preview, parked events and the split event routes: no 5xx."""
+    sub, pub = hub["sub"], hub["pub"]
+    preview = f"/api/programs/{sub}/eventSubs/{pub}/preview"
+    cases: list[tuple[str, str, bytes | None]] = [
+        ("POST", preview, b'{"Events": [' + _event(hub, '{"name": "\\ud800"}') + b"]}"),
+        ("POST", preview, b'{"Latest": 1e400}'),
+        ("POST", preview, b'{"Latest": NaN}'),
+        ("POST", preview, b'{"LbApiPayloadTemplate": "{\\"a\\": \\"\\u0000\\"}", "Latest": 1}'),
+        ("POST", f"/api/programs/{sub}/eventSubs/{pub}/parked/redeliver", b'{"EventIds": ["E:a\\u0000b"]}'),
+        ("GET", f"/api/programs/{sub}/eventSubs/{pub}/parked?pageToken=%00", None),
+        ("GET", "/api/events/a%00b", None),
+        ("DELETE", "/api/events/E:a%00b", None),
+    ]
+    for method, path, body in cases:
+        status, problem, _ = await call(hub, method, path, data=body)
+        assert 400 <= status < 500, (method, path, body and body[:80], status, problem)
 
 
 async def test_a_url_over_8_kb_is_414_as_json(hub: dict[str, Any]) -> None:
