@@ -11,9 +11,13 @@ Requests on the sync request topic, keyed by the subscriber's ProgramId:
   goes straight back to its stream. After each rebalance the worker resumes
   the recorded syncs of the partitions it owns.
 - ``sync_done`` {SyncId}: the runner answered that sync; forget it (no reply).
-- ``store_cursor`` {PublisherProgramId, SubscriptionId, Expected, Cursor}:
-  a running sync's progress, sent by the worker to itself; applied here as a
-  compare-and-set and acknowledged in memory (no reply record).
+- ``claim_sync`` {SyncId, Token}: a run of a sync takes the subscriber
+  before it reads a cursor (hub_stream.sync.cursors.claim): from now on only
+  its cursor writes are applied. Sent by the worker to itself; acknowledged
+  in memory (no reply record).
+- ``store_cursor`` {PublisherProgramId, SubscriptionId, Expected, Cursor,
+  Lease}: a running sync's progress, sent by the worker to itself; applied
+  here as a compare-and-set and acknowledged in memory (no reply record).
 - ``list_parked`` {PublisherProgramId, Limit, After} -> 200 a page of parked
   events; ``redeliver_parked`` {PublisherProgramId, EventIds|null} -> 200
   {Queued, NotParked}; ``drop_parked`` {PublisherProgramId, EventId} -> 200
@@ -31,7 +35,7 @@ import faust
 
 from agents.pending_syncs import SYNC_DONE, PendingSyncs
 from agents.request_agent import ping
-from agents.sync_runner import CursorWriter, SendReply, SyncRunner
+from agents.sync_runner import MOVED, STORED, SUPERSEDED, CursorWriter, SendReply, SyncRunner
 from agents.tables import cursors_table, pending_syncs_table, subscriptions_table
 from hub_stream.events.log import KafkaEventSource
 from hub_stream.platform.faust_app import HubApp, HubTopics
@@ -128,15 +132,30 @@ class CursorHandlers:
         record = self.record(request.key)
         return Reply(200, {s.publisher: record.cursor_of(s).to_json() for s in self.subscriber(request.key).sorted()})
 
+    async def claim_sync(self, request: Request) -> Reply:
+        self.store(request.key, cur.claim(self.record(request.key), request.body))
+        await self.app.producer.flush()
+        self.writer.settle(request.command_id, STORED)
+        return Reply(204)
+
     async def store_cursor(self, request: Request) -> Reply:
+        record = self.record(request.key)
+        if cur.superseded(record, request.body):
+            self.writer.settle(request.command_id, SUPERSEDED)
+            logger.warning(
+                "refused a cursor write of %s: sync %s claimed the subscriber since",
+                request.key, record.lease.sync_id if record.lease else "?",
+                extra={"program_id": request.key},
+            )
+            return Reply(409)
         sub = self.subscriber(request.key).subscriptions.get(str(request.body.get("PublisherProgramId")))
-        new, stored = cur.store_cursor(self.record(request.key), sub, request.body)
+        new, stored = cur.store_cursor(record, sub, request.body)
         if stored:
             self.store(request.key, new)
             # The changelog record must be on the broker before the sync sends its
             # next batch: a worker killed then must not send these rows again.
             await self.app.producer.flush()
-        self.writer.settle(request.command_id, stored)
+        self.writer.settle(request.command_id, STORED if stored else MOVED)
         return Reply(204 if stored else 409)
 
 
@@ -207,6 +226,7 @@ def register(app: HubApp, topics: HubTopics) -> CursorHandlers:
     handlers: dict[str, Handler] = {
         "set_cursor": cursors.set_cursor,
         "get_cursors": cursors.get_cursors,
+        "claim_sync": cursors.claim_sync,
         "store_cursor": cursors.store_cursor,
         "list_parked": cursors.list_parked,
         "redeliver_parked": cursors.redeliver_parked,

@@ -17,7 +17,15 @@ the next batch to LB only after that acknowledgement.
 Two syncs of one program never overlap: its requests all arrive on one
 partition, so one worker; a lock per program serializes them there; and when
 a rebalance revokes the partition, the worker stops its syncs of it before the
-new owner can start one.
+new owner can start one. A run that was not stopped in time (its worker was
+evicted from the group while blocked, or its last cursor write was still in
+flight when the partition moved) is fenced: each run first claims the program
+in PostgreSQL (``ledger.claim_program``: a batch is recorded ``sending``, and
+so sent, only while its run holds that claim) and then in the cursors table
+(``claim_sync``, applied in partition order, so every earlier cursor write
+has been applied or refused before the new run reads a cursor; writes of
+earlier runs are refused after it). A batch the old run had in flight is
+settled ``unanswered`` and sent again as a counted resend.
 
 A sync outlives its worker: the request is recorded in the pending-syncs
 table (agents/pending_syncs.py) until it is answered. A sync stopped here (the
@@ -79,6 +87,10 @@ SETTLE_UNANSWERED = (
 
 SendReply = Callable[[Reply], Awaitable[None]]
 
+STORED, MOVED, SUPERSEDED = "stored", "moved", "superseded"
+"""How the sync agent settled a cursor write: applied; refused by the compare-and-set; refused because
+another run of a sync claimed the subscriber since."""
+
 
 class CursorWriter:
     """Cursor writes of running syncs, applied by the sync agent (the table's only writer).
@@ -86,12 +98,17 @@ class CursorWriter:
     ``store`` puts a ``store_cursor`` record on the request's partition of the
     sync request topic and waits until the agent has applied it and flushed
     the changelog (``settle``), or raises ProgressNotRecorded after the timeout.
+    ``claim`` does the same with a ``claim_sync`` record.
     """
 
     def __init__(self, topic: faust.TopicT, *, timeout_s: float) -> None:
         self._topic = topic
         self._timeout_s = timeout_s
-        self._waiting: dict[str, asyncio.Future[bool]] = {}
+        self._waiting: dict[str, asyncio.Future[str]] = {}
+
+    async def claim(self, program_id: str, partition: int | None, sync_id: str, token: str) -> None:
+        """Take the subscriber for this run; every cursor write sent before has been applied or refused on return."""
+        await self._write("claim_sync", program_id, partition, {"SyncId": sync_id, "Token": token}, "claim")
 
     async def store(
         self,
@@ -101,35 +118,49 @@ class CursorWriter:
         expected: SyncCursor,
         new: SyncCursor,
         parked_changes: dict[str, Any] | None = None,
+        *,
+        lease: str | None = None,
     ) -> bool:
-        write_id = f"cursor-{uuid.uuid4().hex}"
+        """True: stored; False: the cursor moved (compare-and-set refused). SyncSuperseded: another run claimed it."""
         body = {
             "PublisherProgramId": sub.publisher,
             "SubscriptionId": sub.subscription_id,
             "Expected": expected.to_json(),
             "Cursor": new.to_json(),
             "ParkedChanges": parked_changes,
+            "Lease": lease,
         }
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        result = await self._write("store_cursor", program_id, partition, body, "cursor write")
+        if result == SUPERSEDED:
+            raise SyncSuperseded("another run of a sync claimed the subscriber; this run's cursor write was refused")
+        return result == STORED
+
+    async def _write(self, kind: str, program_id: str, partition: int | None, body: dict[str, Any], what: str) -> str:
+        write_id = f"cursor-{uuid.uuid4().hex}"
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._waiting[write_id] = future
         try:
             # No reply headers: the agent answers through ``settle``, in this process.
             await self._topic.send(
-                key=program_id.encode(), value=encode_request("store_cursor", body, write_id), partition=partition, force=True
+                key=program_id.encode(), value=encode_request(kind, body, write_id), partition=partition, force=True
             )
             return await asyncio.wait_for(future, self._timeout_s)
         except TimeoutError:
-            raise ProgressNotRecorded(f"the sync agent did not apply the cursor write within {self._timeout_s:g} s") from None
+            raise ProgressNotRecorded(f"the sync agent did not apply the {what} within {self._timeout_s:g} s") from None
         except KafkaError as exc:
-            raise ProgressNotRecorded(f"the cursor write could not be sent: {exc}") from None
+            raise ProgressNotRecorded(f"the {what} could not be sent: {exc}") from None
         finally:
             self._waiting.pop(write_id, None)
 
-    def settle(self, write_id: str, stored: bool) -> None:
+    def settle(self, write_id: str, result: str) -> None:
         """Called by the agent once the write is applied (or refused); a write of another worker's is ignored."""
         future = self._waiting.get(write_id)
         if future is not None and not future.done():
-            future.set_result(stored)
+            future.set_result(result)
+
+
+class SyncSuperseded(ProgressNotRecorded):
+    """Another run of a sync took the program (its claim is newer): this run sends and writes nothing more."""
 
 
 @dataclass
@@ -139,6 +170,11 @@ class RunningSync:
     partition: int | None
     stopping: bool = False
     last_seq: int = 0  # the ledger seq of the sync's last batch
+    token: str = ""  # this run's claim of the program (ledger.claim_program, cursors.claim)
+    superseded: bool = False  # another run claimed the program: this one stopped and answers nothing
+
+    def supersede(self) -> None:
+        self.superseded = self.stopping = True
 
 
 def _now_ms() -> datetime:
@@ -255,6 +291,15 @@ class SyncRunner:
             logger.exception("sync %s of %s failed", running.sync_id, running.program_id)
             answer = Reply(500, {"error": "internal_error", "message": "The worker failed on this sync; see its log.", "details": {"SyncId": running.sync_id}})
             await self._record_failure(running, answer)
+        if answer is None and running.superseded:
+            logger.warning(
+                "sync %s of %s stopped: another run claimed the program (request partition %s moved); that run answers",
+                running.sync_id,
+                running.program_id,
+                running.partition,
+                extra={"program_id": running.program_id, "sync_id": running.sync_id},
+            )
+            return
         if answer is None:
             logger.warning(
                 "sync %s of %s stopped here; the next owner of request partition %s resumes it",
@@ -275,7 +320,7 @@ class SyncRunner:
         try:
             async with asyncio.timeout(STOP_GRACE_S):
                 if self._pool is not None:
-                    await ledger.interrupt_sync(self._pool, running.sync_id, _now_ms())
+                    await ledger.interrupt_sync(self._pool, running.sync_id, _now_ms(), running.token)
         except Exception:
             logger.warning("could not record the interruption of sync %s", running.sync_id, exc_info=True)
 
@@ -303,6 +348,9 @@ class SyncRunner:
             answer = _given_up(running, recorded.resumed)
             await ledger.finish_sync(pool, sync_id, finished=_now_ms(), status="failed", http_status=answer.status, result=answer.body)
             return answer
+        claimed = await self._claim(pool, running)
+        if claimed is not None:
+            return claimed
         earlier: list[ledger.RecordedBatch] = []
         done: dict[str, SubscriptionOutcome] = {}
         if recorded is None:
@@ -316,7 +364,7 @@ class SyncRunner:
             started = recorded.started_utc.astimezone(UTC)
             await ledger.resume_sync(pool, sync_id)
             metrics.SYNCS.labels("resumed").inc()
-        await self._settle_interrupted(pool, program_id, sync_id, rerun=recorded is not None)
+        left = await self._settle_interrupted(pool, program_id, sync_id, rerun=recorded is not None)
         if recorded is not None:
             earlier = await ledger.sync_batches(pool, sync_id)
             done = {o.publisher: o for o in finished_outcomes(recorded.result)}
@@ -335,11 +383,14 @@ class SyncRunner:
             if running.stopping:
                 break
             outcome = done.get(sub.publisher) or await self._sync_one(
-                running, sub, started, lb, target, pool, [b for b in earlier if b.publisher_program_id == sub.publisher]
+                running, sub, started, lb, target, pool, [b for b in earlier if b.publisher_program_id == sub.publisher],
+                [b for b in left if b.publisher_program_id == sub.publisher],
             )
             outcomes.append(outcome)
             if outcome.status == "ok":
                 await ledger.sync_progress(pool, sync_id, {"Subscriptions": [o.as_json() for o in outcomes if o.status == "ok"]})
+        if running.superseded:
+            return None  # the run that claimed the program answers
         if running.stopping and (len(outcomes) < sum(s.sync_enabled for s in record.sorted()) or any(o.status != "ok" for o in outcomes)):
             await self._mark_interrupted(running)
             return None
@@ -375,12 +426,35 @@ class SyncRunner:
         )
         return Reply(status, body)
 
-    async def _settle_interrupted(self, pool: asyncpg.Pool, program_id: str, sync_id: str, *, rerun: bool) -> None:
-        """Close what a dead worker left ``running``/``sending``, judged by the cursors it had stored."""
+    async def _claim(self, pool: asyncpg.Pool, running: RunningSync) -> Reply | None:
+        """Take the program for this run (module docstring); an answer when that fails, else None."""
+        running.token = uuid.uuid4().hex
+        try:
+            await ledger.claim_program(pool, running.program_id, running.sync_id, running.token, _now_ms())
+            await self._writer.claim(running.program_id, running.partition, running.sync_id, running.token)
+        except ProgressNotRecorded as exc:
+            return Reply(
+                503,
+                {
+                    "error": "sync_interrupted",
+                    "message": f"The worker could not take hold of the program's syncs ({exc}); nothing was sent: call again.",
+                    "details": {"ProgramId": running.program_id, "SyncId": running.sync_id},
+                },
+            )
+        return None
+
+    async def _settle_interrupted(
+        self, pool: asyncpg.Pool, program_id: str, sync_id: str, *, rerun: bool
+    ) -> list[ledger.RecordedBatch]:
+        """Close what a dead worker left ``running``/``sending``, judged by the cursors it had stored.
+
+        Returns the batches settled ``unanswered``: their rows go out again, counted as resent.
+        """
         unsettled = await ledger.unsettled_batches(pool, program_id, None if rerun else sync_id)
         cursors = SubscriberCursors.from_json(self._cursors.get(program_id))
         subs = SubscriberRecord.from_json(self._subscriptions.get(program_id)).subscriptions
         settled: dict[tuple[str, int], tuple[str, str]] = {}
+        unanswered: list[ledger.RecordedBatch] = []
         for b in unsettled:
             sub = subs.get(b.publisher_program_id)
             cursor = cursors.cursor_of(sub) if sub is not None else None
@@ -389,6 +463,8 @@ class SyncRunner:
                 or cursor.delivered.get(b.import_process_id, -1) >= b.last_offset
             )
             settled[(b.sync_id, b.seq)] = ("accepted", SETTLE_ACCEPTED) if covered else ("unanswered", SETTLE_UNANSWERED)
+            if not covered and b.sync_id != sync_id:  # this sync's own come back through its ``earlier`` batches
+                unanswered.append(b.settled_unanswered())
         closed = await ledger.close_interrupted(pool, program_id, sync_id, finished=_now_ms(), settled=settled)
         if closed or settled:
             logger.warning(
@@ -399,6 +475,7 @@ class SyncRunner:
                 len(settled),
                 extra={"program_id": program_id, "sync_id": sync_id},
             )
+        return unanswered
 
     async def _sync_one(
         self,
@@ -409,8 +486,10 @@ class SyncRunner:
         target: LbTarget,
         pool: asyncpg.Pool,
         earlier: list[ledger.RecordedBatch],
+        left: list[ledger.RecordedBatch] = (),  # type: ignore[assignment]
     ) -> SubscriptionOutcome:
-        """One subscription; ``earlier``: its batches sent by earlier runs of this sync (resumed)."""
+        """One subscription; ``earlier``: its batches sent by earlier runs of this sync (resumed);
+        ``left``: batches of other syncs settled ``unanswered`` at this one's start (sent again, as resends)."""
         program_id = running.program_id
         cursor = SubscriberCursors.from_json(self._cursors.get(program_id)).cursor_of(sub)
         try:
@@ -425,7 +504,11 @@ class SyncRunner:
             registered = publisher.created_utc if publisher is not None else None
 
         async def store(expected: SyncCursor, new: SyncCursor, parked_changes: dict[str, Any] | None = None) -> bool:
-            return await self._writer.store(program_id, running.partition, sub, expected, new, parked_changes)
+            try:
+                return await self._writer.store(program_id, running.partition, sub, expected, new, parked_changes, lease=running.token)
+            except SyncSuperseded:
+                running.supersede()
+                raise
 
         try:
             outcome = await sync_subscription(
@@ -436,10 +519,15 @@ class SyncRunner:
                 started=started,
                 row_cap=self._app.hub_settings.lb_batch_row_cap,
                 store=store,
-                batches=LedgerBatches(pool, running, sub.publisher, started, earlier),
+                batches=LedgerBatches(pool, running, sub.publisher, started, earlier, left),
                 should_stop=lambda: running.stopping,
             )
             carry_earlier(outcome, earlier)
+            return outcome
+        except ledger.SyncSuperseded as exc:
+            running.supersede()
+            outcome = SubscriptionOutcome(sub.publisher, last_sync_utc=cursor.last_sync_utc)
+            outcome.fail("sync_interrupted", f"{exc}; that run answers.")
             return outcome
         except (EventLogError, KafkaError) as exc:
             outcome = SubscriptionOutcome(sub.publisher, last_sync_utc=cursor.last_sync_utc)

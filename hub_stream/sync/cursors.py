@@ -22,6 +22,15 @@ A running sync writes its progress with ``store_cursor``: a compare-and-set
 against the cursor the sync started from (or last wrote), so a ``PATCH
 LastSyncUtc`` applied meanwhile is never overwritten by a sync that read the
 cursor before it.
+
+A run of a sync first ``claim``s the subscriber (``Lease``: the run's token
+and SyncId), through the same partition as its cursor writes; a cursor write
+carries the token of the run that sends it and is refused (``superseded``)
+when another run claimed the subscriber since. The claim is a barrier as
+well: the sync agent applies the partition's records in order, so once the
+claim is applied every earlier write (of a run stopped on another worker,
+still in flight when the partition moved) has been applied or refused, and
+the cursor the new run reads is final.
 """
 
 from __future__ import annotations
@@ -148,24 +157,43 @@ class SyncCursor:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """The run of a sync that may write a subscriber's cursors: the last to claim it."""
+
+    token: str
+    sync_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Token": self.token, "SyncId": self.sync_id}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any] | None) -> Lease | None:
+        return cls(str(doc["Token"]), str(doc.get("SyncId") or "")) if doc else None
+
+
+@dataclass(frozen=True)
 class SubscriberCursors:
     """The cursors table value of one subscriber."""
 
     cursors: Mapping[str, SyncCursor] = field(default_factory=dict)
     log: CommandLog = field(default_factory=CommandLog)
+    lease: Lease | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "Cursors": {pub: c.to_json() for pub, c in sorted(self.cursors.items())},
             "Applied": self.log.to_json(),
         }
+        if self.lease is not None:
+            doc["Lease"] = self.lease.to_json()
+        return doc
 
     @classmethod
     def from_json(cls, doc: Any) -> SubscriberCursors:
         if not doc:
             return cls()
         cursors = {pub: SyncCursor.from_json(c) for pub, c in (doc.get("Cursors") or {}).items()}
-        return cls(cursors, CommandLog.from_json(doc.get("Applied")))
+        return cls(cursors, CommandLog.from_json(doc.get("Applied")), Lease.from_json(doc.get("Lease")))
 
     def cursor_of(self, sub: Subscription) -> SyncCursor:
         """The cursor of ``sub``: the stored one if it is this subscription's, else its start."""
@@ -228,6 +256,20 @@ def set_cursor(
     return replace(new, log=new.log.recording(command_id, outcome)), outcome
 
 
+def claim(record: SubscriberCursors, body: Mapping[str, Any]) -> SubscriberCursors:
+    """A run of a sync takes the subscriber: body ``Token``, ``SyncId``. Writes of earlier runs are refused from now on."""
+    return replace(record, lease=Lease(str(body["Token"]), str(body.get("SyncId") or "")))
+
+
+def superseded(record: SubscriberCursors, body: Mapping[str, Any]) -> bool:
+    """A cursor write (body ``Lease``: the sending run's token) from a run that no longer holds the subscriber.
+
+    A write without a token is from before claims existed: it is refused only
+    once a run has claimed the subscriber.
+    """
+    return record.lease is not None and body.get("Lease") != record.lease.token
+
+
 def store_cursor(
     record: SubscriberCursors, sub: Subscription | None, body: Mapping[str, Any]
 ) -> tuple[SubscriberCursors, bool]:
@@ -243,7 +285,10 @@ def store_cursor(
 
     The parked events are not compared: a redeliver or drop applied while the
     sync runs must not stop it. The stored list gets the sync's changes instead.
+    A write of a ``superseded`` run is refused as well.
     """
+    if superseded(record, body):
+        return record, False
     if sub is None or sub.subscription_id != body.get("SubscriptionId"):
         return record, False
     current = record.cursor_of(sub)

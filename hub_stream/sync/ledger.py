@@ -67,10 +67,18 @@ async def resume_sync(conn: asyncpg.Pool | asyncpg.Connection, sync_id: str) -> 
     )
 
 
-async def interrupt_sync(conn: asyncpg.Pool | asyncpg.Connection, sync_id: str, finished: datetime) -> None:
-    """This worker stopped the sync (handover or shutdown): no worker runs it until the next owner resumes it."""
+async def interrupt_sync(conn: asyncpg.Pool | asyncpg.Connection, sync_id: str, finished: datetime, token: str | None = None) -> None:
+    """This worker stopped the sync (handover or shutdown): no worker runs it until the next owner resumes it.
+
+    ``token``: the stopping run's claim; a run that lost the program's claim
+    leaves the sync as the run that claimed it has it (it may run it now).
+    """
     await conn.execute(
-        "UPDATE syncs SET status = 'interrupted', finished_utc = $2 WHERE sync_id = $1 AND status = 'running'", sync_id, finished
+        "UPDATE syncs SET status = 'interrupted', finished_utc = $2 WHERE sync_id = $1 AND status = 'running'"
+        " AND NOT EXISTS (SELECT 1 FROM sync_claims c WHERE c.program_id = syncs.program_id AND c.token <> $3)",
+        sync_id,
+        finished,
+        token or "",
     )
 
 
@@ -100,6 +108,22 @@ async def sync_batches(conn: asyncpg.Pool | asyncpg.Connection, sync_id: str) ->
     return [RecordedBatch(*row) for row in rows]
 
 
+class SyncSuperseded(RuntimeError):
+    """Another run of a sync of this program claimed it: this run must send nothing more."""
+
+
+async def claim_program(conn: asyncpg.Pool | asyncpg.Connection, program_id: str, sync_id: str, token: str, now: datetime) -> None:
+    """This run (``token``) now sends the program's batches; a run that held the claim before sends no more."""
+    await conn.execute(
+        "INSERT INTO sync_claims (program_id, token, sync_id, claimed_utc) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (program_id) DO UPDATE SET token = $2, sync_id = $3, claimed_utc = $4",
+        program_id,
+        token,
+        sync_id,
+        now,
+    )
+
+
 async def batch_sending(
     conn: asyncpg.Pool | asyncpg.Connection,
     sync_id: str,
@@ -111,21 +135,31 @@ async def batch_sending(
     first_offset: int,
     last_offset: int,
     file_name: str,
+    claim: tuple[str, str] | None = None,
 ) -> None:
-    """Record a batch about to go to LB (status ``sending``) as number ``seq`` of the sync."""
-    await conn.execute(
+    """Record a batch about to go to LB (status ``sending``) as number ``seq`` of the sync.
+
+    ``claim`` (program, token): written only while that run holds the
+    program's claim (``claim_program``), else SyncSuperseded and nothing is
+    written. The claim row is read ``FOR SHARE`` in the same statement, so a
+    claim taken meanwhile waits for this row: the new run sees it ``sending``.
+    """
+    values = (sync_id, seq, publisher_program_id, import_process_id, row_count, first_offset, last_offset, file_name)
+    columns = (
         "INSERT INTO sync_batches (sync_id, seq, publisher_program_id, import_process_id, row_count,"
         " first_offset, last_offset, status, file_name)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, 'sending', $8)",
-        sync_id,
-        seq,
-        publisher_program_id,
-        import_process_id,
-        row_count,
-        first_offset,
-        last_offset,
-        file_name,
     )
+    if claim is None:
+        await conn.execute(columns + " VALUES ($1, $2, $3, $4, $5, $6, $7, 'sending', $8)", *values)
+        return
+    status = await conn.execute(
+        columns + " SELECT $1, $2, $3, $4, $5, $6, $7, 'sending', $8"
+        " WHERE EXISTS (SELECT 1 FROM sync_claims WHERE program_id = $9 AND token = $10 FOR SHARE)",
+        *values,
+        *claim,
+    )
+    if status.split()[-1] != "1":
+        raise SyncSuperseded(f"another run of a sync of {claim[0]!r} claimed the program; this run sends nothing more")
 
 
 async def batch_answered(
@@ -142,7 +176,7 @@ async def batch_answered(
     """What LB answered to a batch: ``accepted`` or ``rejected``, its status, message and batch id."""
     await conn.execute(
         "UPDATE sync_batches SET status = $3, lb_status = $4, lb_message = $5, batch_id = $6, batch_url = $7"
-        " WHERE sync_id = $1 AND seq = $2",
+        " WHERE sync_id = $1 AND seq = $2 AND status = 'sending'",
         sync_id,
         seq,
         status,
@@ -163,6 +197,15 @@ class UnsettledBatch:
     import_process_id: int
     first_offset: int
     last_offset: int
+    row_count: int = 0
+    file_name: str | None = None
+
+    def settled_unanswered(self) -> RecordedBatch:
+        """The batch as settled ``unanswered``: its rows are sent again, a counted resend under its file name."""
+        return RecordedBatch(
+            self.seq, self.publisher_program_id, self.import_process_id, self.row_count, self.first_offset,
+            self.last_offset, "unanswered", None, None, None, self.file_name,
+        )
 
 
 async def unsettled_batches(
@@ -170,13 +213,16 @@ async def unsettled_batches(
 ) -> list[UnsettledBatch]:
     """Batches of the program still ``sending``, except the current sync's (None: all).
 
-    Called by a sync of the program once it holds the program's lock: no
-    other sync of it runs then, so these were left by a worker that died (or a
-    sync that failed between sending a batch and recording LB's answer). A
-    redelivered sync request passes None: its own earlier batches are settled too.
+    Called by a sync of the program once it holds the program's claim
+    (``claim_program``): no other run sends a batch of it then, so these
+    were left by a worker that died, a sync that failed between sending a
+    batch and recording LB's answer, or a run that lost the claim with a batch
+    in flight. A redelivered sync request passes None: its own earlier
+    batches are settled too.
     """
     rows = await conn.fetch(
-        "SELECT b.sync_id, b.seq, b.publisher_program_id, b.import_process_id, b.first_offset, b.last_offset"
+        "SELECT b.sync_id, b.seq, b.publisher_program_id, b.import_process_id, b.first_offset, b.last_offset,"
+        " b.row_count, b.file_name"
         " FROM sync_batches b JOIN syncs s USING (sync_id)"
         " WHERE s.program_id = $1 AND s.sync_id IS DISTINCT FROM $2 AND b.status = 'sending'"
         " ORDER BY s.started_utc, b.seq",

@@ -22,10 +22,12 @@ from hub_stream.sync.plan import PlannedBatch, batch_file_name
 
 
 class SyncRun(Protocol):
-    """The running sync: its id and the ledger seq of its last batch."""
+    """The running sync: its id, its program, the ledger seq of its last batch and its claim's token."""
 
     sync_id: str
+    program_id: str
     last_seq: int
+    token: str
 
 
 class LedgerBatches:
@@ -34,16 +36,28 @@ class LedgerBatches:
     ``earlier``: this subscription's batches of earlier runs of the same sync
     (a resumed sync). Rows of an earlier batch that got no answer and are sent
     again make a resend: counted, and under the earlier batch's fileName.
+    ``left``: batches of other syncs of the program settled ``unanswered``
+    when this one started (a worker died, or a run that lost the program had
+    one in flight): rows of theirs sent again are a resend too.
+
+    A batch is recorded ``sending`` only while the run holds the program's
+    claim (``ledger.batch_sending``): ledger.SyncSuperseded otherwise.
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, run: SyncRun, publisher: str, started: datetime, earlier: list[ledger.RecordedBatch]
+        self,
+        pool: asyncpg.Pool,
+        run: SyncRun,
+        publisher: str,
+        started: datetime,
+        earlier: list[ledger.RecordedBatch],
+        left: list[ledger.RecordedBatch] = (),  # type: ignore[assignment]
     ) -> None:
         self._pool = pool
         self._run = run
         self._publisher = publisher
         self._started = started
-        self._unanswered = [b for b in earlier if b.status == "unanswered" and not accepted(b)]
+        self._unanswered = [b for b in [*earlier, *left] if b.status == "unanswered" and not accepted(b)]
 
     async def sending(self, batch: PlannedBatch) -> SendingBatch:
         run = self._run
@@ -71,6 +85,7 @@ class LedgerBatches:
             first_offset=batch.first_offset,
             last_offset=batch.last_offset,
             file_name=file_name,
+            claim=(run.program_id, run.token) if run.token else None,
         )
         return SendingBatch(seq, file_name, resend=before is not None)
 

@@ -28,6 +28,7 @@ from hub_stream.local.lb_standin import FakeLB, start_fake_lb
 from hub_stream.platform.request_reply import RpcClient, RpcTimeout
 from hub_stream.platform.settings import HubSettings
 from hub_stream.platform.topics import ensure_topics
+from hub_stream.sync import ledger
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -233,3 +234,50 @@ async def test_a_batch_lb_stored_without_answering_is_resent_visibly(
         assert "may hold these rows twice" in first["LbMessage"] and first["FileName"] == names_at_lb[0]
         status, body = await process(http, system, sub)  # and nothing is sent a third time
         assert status == 200 and body["Subscriptions"][0]["Imported"] == 0 and len(lb.accepted) == 3
+
+
+async def test_a_run_that_lost_the_subscriber_moves_no_cursor_and_sends_nothing(
+    stack: tuple[HubSettings, RpcClient, FakeLB], pool: asyncpg.Pool, system: dict[str, str]
+) -> None:
+    """Issue 21: a sync run still going on a worker that lost the subscriber (evicted from the group while
+    blocked, or its last write in flight when the partition moved) is fenced: its cursor write is refused
+    and its next batch is never recorded, so never sent. Before the fence, the stale write below was applied
+    and the next sync sent all six rows again, uncounted."""
+    settings, rpc, lb = stack
+    lb.reset()
+    async with TestClient(TestServer(create_app(settings, rpc=rpc, pool=pool))) as http:
+        sub, pub, _ = names()
+        await register(pool, lb, sub, pub)
+        await subscribe(http, system, sub, pub)
+        await append_events(settings, pub, range(1, 7))
+        status, body = await process(http, system, sub)
+        assert status == 200 and body["Subscriptions"][0]["Imported"] == 6, body
+        [first] = await syncs_of(http, system, sub)
+
+        # The stale run: it started before that sync, so it holds no claim now.
+        topic = settings.topic("sync.requests")
+        cursor = (await rpc.request(topic, sub, "get_cursors", {}, timeout=10)).body[pub]
+        stale = {
+            "PublisherProgramId": pub,
+            "SubscriptionId": cursor["SubscriptionId"],
+            "Expected": cursor,
+            "Cursor": {**cursor, "NextOffset": 0, "Delivered": {}},  # back to the start: all six again
+            "ParkedChanges": None,
+            "Lease": "a-run-that-lost-the-subscriber",
+        }
+        refused = await rpc.request(topic, sub, "store_cursor", stale, timeout=10)
+        with pytest.raises(ledger.SyncSuperseded):
+            await ledger.batch_sending(
+                pool, first["SyncId"], 99, publisher_program_id=pub, import_process_id=1, row_count=3,
+                first_offset=0, last_offset=2, file_name="stale", claim=(sub, "a-run-that-lost-the-subscriber"),
+            )
+        after = (await rpc.request(topic, sub, "get_cursors", {}, timeout=10)).body[pub]
+        print(f"\nstale cursor write answered {refused.status}; cursor {cursor['NextOffset']} -> {after['NextOffset']}")
+        assert refused.status == 409 and after == cursor
+
+        await append_events(settings, pub, range(7, 10))
+        status, body = await process(http, system, sub)
+        assert status == 200 and body["Subscriptions"][0]["Imported"] == 3 and body["Subscriptions"][0]["Resent"] == 0, body
+        assert Counter(n for _, n in delivered(lb)) == Counter(range(1, 10))  # every row once
+        recorded = await syncs_of(http, system, sub)
+        assert all(b["FileName"] != "stale" for s in recorded for b in s["Batches"])
