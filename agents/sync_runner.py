@@ -291,21 +291,14 @@ class SyncRunner:
             logger.exception("sync %s of %s failed", running.sync_id, running.program_id)
             answer = Reply(500, {"error": "internal_error", "message": "The worker failed on this sync; see its log.", "details": {"SyncId": running.sync_id}})
             await self._record_failure(running, answer)
-        if answer is None and running.superseded:
-            logger.warning(
-                "sync %s of %s stopped: another run claimed the program (request partition %s moved); that run answers",
-                running.sync_id,
-                running.program_id,
-                running.partition,
-                extra={"program_id": running.program_id, "sync_id": running.sync_id},
-            )
-            return
         if answer is None:
             logger.warning(
-                "sync %s of %s stopped here; the next owner of request partition %s resumes it",
+                "sync %s of %s stopped here; %s",
                 running.sync_id,
                 running.program_id,
-                running.partition,
+                "another run claimed the program (its request partition moved) and answers"
+                if running.superseded
+                else f"the next owner of request partition {running.partition} resumes it",
                 extra={"program_id": running.program_id, "sync_id": running.sync_id},
             )
             return

@@ -203,18 +203,28 @@ async def stack(
         yield parts
 
 
-@pytest.mark.parametrize("fault", ["store then time out", "store then drop the connection"])
-async def test_a_batch_lb_stored_without_answering_is_resent_visibly(
-    stack: tuple[HubSettings, RpcClient, FakeLB], pool: asyncpg.Pool, system: dict[str, str], fault: str
-) -> None:
-    """Issue 16 item 2: the duplicate the retry makes is `unanswered` in the ledger and `Resent` in the answer."""
+@asynccontextmanager
+async def six_events_to_sync(
+    stack: tuple[HubSettings, RpcClient, FakeLB], pool: asyncpg.Pool, system: dict[str, str]
+) -> AsyncIterator[tuple[TestClient, str, str]]:
+    """The API in process, a new subscriber and its publisher with six events appended: (http, sub, pub)."""
     settings, rpc, lb = stack
     lb.reset()
     async with TestClient(TestServer(create_app(settings, rpc=rpc, pool=pool))) as http:
         sub, pub, _ = names()
         await register(pool, lb, sub, pub)
         await subscribe(http, system, sub, pub)
-        await append_events(settings, pub, range(1, 7))  # two batches of 3
+        await append_events(settings, pub, range(1, 7))
+        yield http, sub, pub
+
+
+@pytest.mark.parametrize("fault", ["store then time out", "store then drop the connection"])
+async def test_a_batch_lb_stored_without_answering_is_resent_visibly(
+    stack: tuple[HubSettings, RpcClient, FakeLB], pool: asyncpg.Pool, system: dict[str, str], fault: str
+) -> None:
+    """Issue 16 item 2: the duplicate the retry makes is `unanswered` in the ledger and `Resent` in the answer."""
+    lb = stack[2]
+    async with six_events_to_sync(stack, pool, system) as (http, sub, _):  # two batches of 3
         if fault == "store then time out":
             lb.store_then_time_out(1, hold_s=5.0)
         else:
@@ -244,12 +254,7 @@ async def test_a_run_that_lost_the_subscriber_moves_no_cursor_and_sends_nothing(
     and its next batch is never recorded, so never sent. Before the fence, the stale write below was applied
     and the next sync sent all six rows again, uncounted."""
     settings, rpc, lb = stack
-    lb.reset()
-    async with TestClient(TestServer(create_app(settings, rpc=rpc, pool=pool))) as http:
-        sub, pub, _ = names()
-        await register(pool, lb, sub, pub)
-        await subscribe(http, system, sub, pub)
-        await append_events(settings, pub, range(1, 7))
+    async with six_events_to_sync(stack, pool, system) as (http, sub, pub):
         status, body = await process(http, system, sub)
         assert status == 200 and body["Subscriptions"][0]["Imported"] == 6, body
         [first] = await syncs_of(http, system, sub)
