@@ -96,7 +96,7 @@ class SendingBatch:
 
     seq: int
     file_name: str
-    resend: bool = False  # these rows went out before in this sync and got no answer
+    resend: int = 0  # how many earlier copies of these rows went out and got no answer (LB may hold each)
 
 
 class BatchLog(Protocol):
@@ -347,9 +347,10 @@ async def _send(
             target, file_name=sending.file_name, import_process_id=batch.import_process_id, rows=batch.rows
         )
         metrics.SYNC_BATCHES.labels("accepted" if result.ok else "failed").inc()
-        if sending.resend or result.resent:
-            outcome.resent += 1
-            metrics.SYNC_BATCHES.labels("resent").inc()
+        copies = sending.resend + (1 if result.resent else 0)
+        if copies:
+            outcome.resent += copies
+            metrics.SYNC_BATCHES.labels("resent").inc(copies)
         if not result.ok:
             await batches.answered(sending, batch, result)
             refused.add(batch.import_process_id)

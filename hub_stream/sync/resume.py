@@ -63,14 +63,14 @@ class LedgerBatches:
         run = self._run
         run.last_seq += 1
         seq = run.last_seq
-        before = next(
-            (
-                b
-                for b in self._unanswered
-                if b.import_process_id == batch.import_process_id and b.first_offset <= batch.last_offset and batch.first_offset <= b.last_offset
-            ),
-            None,
-        )
+        overlapping = [
+            b
+            for b in self._unanswered
+            if b.import_process_id == batch.import_process_id and b.first_offset <= batch.last_offset and batch.first_offset <= b.last_offset
+        ]
+        # Each earlier copy LB may hold is one resend, counted once (a batch sent three times: two).
+        self._unanswered = [b for b in self._unanswered if b not in overlapping]
+        before = overlapping[0] if overlapping else None
         if before is not None and before.first_offset == batch.first_offset and before.file_name:
             file_name = before.file_name
         else:
@@ -87,7 +87,7 @@ class LedgerBatches:
             file_name=file_name,
             claim=(run.program_id, run.token) if run.token else None,
         )
-        return SendingBatch(seq, file_name, resend=before is not None)
+        return SendingBatch(seq, file_name, resend=len(overlapping))
 
     async def answered(self, sending: SendingBatch, batch: PlannedBatch, outcome: BatchOutcome, *, note: str | None = None) -> None:
         status, message = ledger_status(sending, outcome, note)

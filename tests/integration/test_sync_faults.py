@@ -150,6 +150,49 @@ async def test_a_sync_whose_worker_dies_is_resumed_by_the_other_worker(
         assert all(s["Status"] != "running" for s in await syncs_of(http, system, sub))
 
 
+async def test_a_worker_frozen_mid_sync_is_fenced_when_it_wakes(
+    kafka_bootstrap: str, database_dsn: str, tmp_path: Path, pool: asyncpg.Pool, system: dict[str, str]
+) -> None:
+    """Issue 21: a worker frozen past the session timeout (SIGSTOP, as an event loop blocked) is evicted
+    without hearing of it; the other worker resumes its sync. When it wakes, LB's answer to its batch in
+    hand, its cursor write is refused and it sends nothing more: the caller gets 200, never 409, and a
+    row reaches LB twice only as a counted resend."""
+    async with nine_events_to_sync(kafka_bootstrap, database_dsn, tmp_path, pool, system, workers=2, lb_max_retries=0) as hub:
+        lb, http, sub = hub.lb, hub.http, hub.sub
+        lb.behaviour.delay_s = 1.0
+        call = asyncio.create_task(process(http, system, sub))
+        while len(lb.accepted) < 1:  # LB has batch 1; its answer comes in 1 s
+            await asyncio.sleep(0.02)
+        frozen = await owner_of(hub.rpc, hub.settings, hub.workers, sub)
+        frozen.process.send_signal(signal.SIGSTOP)
+        lb.behaviour.delay_s = 8.0  # the other worker's first batch is answered late: the frozen one wakes meanwhile
+        try:
+            deadline = time.monotonic() + 60
+            while len(lb.accepted) < 2:  # the other worker took over and sent its first batch
+                assert time.monotonic() < deadline, [w.log_tail() for w in hub.workers]
+                await asyncio.sleep(0.05)
+            lb.behaviour.delay_s = 0.0
+        finally:
+            frozen.process.send_signal(signal.SIGCONT)
+        status, body = await asyncio.wait_for(call, 120)
+        assert status == 200, (body, [w.log_tail() for w in hub.workers])
+        await asyncio.sleep(5)  # the woken worker's last chance to send or write anything
+        [result] = body["Subscriptions"]
+        rows = Counter(n for _, n in delivered(lb))
+        twice = sum(rows.values()) - len(rows)
+        recorded = await syncs_of(http, system, sub)
+        print(
+            f"\nworker frozen mid-sync: caller got {status}, Imported {result['Imported']}, Resent {result['Resent']};"
+            f" LB batches {len(lb.accepted)}, rows {sum(rows.values())} ({twice} twice);"
+            f" ledger {[(s['Status'], s['Resumed'], [b['Status'] for b in s['Batches']]) for s in recorded]}"
+        )
+        assert set(rows) == set(range(1, 10)) and result["Imported"] == 9
+        assert 1 <= result["Resent"] and twice <= 3 * result["Resent"]  # batch 1 again, counted
+        status, body = await process(http, system, sub)  # nothing left behind, and no cursor one write short
+        assert status == 200 and body["Subscriptions"][0]["Imported"] == 0, body
+        assert all(s["Status"] != "running" for s in await syncs_of(http, system, sub))
+
+
 async def test_a_worker_joining_mid_sync_takes_nothing_from_the_caller(
     kafka_bootstrap: str, database_dsn: str, tmp_path: Path, pool: asyncpg.Pool, system: dict[str, str]
 ) -> None:
