@@ -51,6 +51,7 @@ __all__ = ["RUNTIME", "Fallback", "NativeProgram", "Unsupported", "compile_nativ
 
 MAX_CONSTANTS = 4096
 MAX_SOURCE = 32 * 1024
+MAX_FORMAT = 64  # pieces joined by one f-string; more by str.join
 COUNT_EVERY = 8  # mustaches whose output is counted together (so at most this many values past the cap)
 
 
@@ -140,7 +141,11 @@ class _Generator:
         out = self.var("v")
         key = self.const(part)
         is_dict = self.dict_flags.get(value) or f"type({value}) is dict"
-        self.emit(f"{out} = {value}.get({key}, U) if {is_dict} else _gk({value}, {key})")
+        other = f"_gk({value}, {key})"
+        if part.isdigit() and part.isascii():  # an index: a list's item read inline
+            index = self.const(int(part))
+            other = f"({value}[{index}] if type({value}) is list and {index} < len({value}) else {other})"
+        self.emit(f"{out} = {value}.get({key}, U) if {is_dict} else {other}")
         self.known[seen] = out
         return out
 
@@ -270,15 +275,22 @@ class _Generator:
         self.emit(f"    {out} = _pe({value}, _esc)" if escaped else f"    {out} = _js({value})")
 
     def json_text(self, out: str, value: str) -> None:
-        """``{{json value}}``: numbers and booleans inline, as json_literal prints them; the rest by it."""
+        """``{{json value}}``: numbers, booleans and plain text inline, as json_literal prints them; the rest by it."""
         if value in self.ints:
             self.emit(f"{out} = str({value})")
             return
-        self.emit(f"if type({value}) is float and {value} - {value} == 0:")
-        self.emit(f"    if not {value}.is_integer() or not -_BIG < {value} < _BIG:")
-        self.emit(f"        {out} = repr({value})")
-        self.emit("    else:")
+        self.emit(f"if type({value}) is float:")
+        self.emit(f"    if {value}.is_integer() and -_BIG < {value} < _BIG:")
         self.emit(f"        {out} = str(int({value}))")
+        self.emit(f"    elif {value} - {value} == 0:")
+        self.emit(f"        {out} = repr({value})")
+        self.emit("    else:")  # NaN, infinities
+        self.emit(f"        {out} = _NULL")
+        self.emit(f"elif type({value}) is str:")
+        self.emit(f"    if _QUOTE not in {value} and _BSLASH not in {value} and {value}.isprintable():")
+        self.emit(f"        {out} = {self.joined(['_QUOTE', value, '_QUOTE'])}")
+        self.emit("    else:")
+        self.emit(f"        {out} = _jl({value})")
         self.emit(f"elif type({value}) is int:")
         self.emit(f"    {out} = str({value})")
         self.emit(f"elif {value} is True:")
@@ -287,6 +299,13 @@ class _Generator:
         self.emit(f"    {out} = _FALSE")
         self.emit("else:")
         self.emit(f"    {out} = _jl({value})")
+
+    @staticmethod
+    def joined(pieces: list[str]) -> str:
+        """An expression for the concatenation of ``pieces`` (names and ``K[i]``): one f-string, built in one step."""
+        if len(pieces) > MAX_FORMAT:
+            return "_join((" + ", ".join(pieces) + "))"
+        return "f'" + "".join("{" + piece + "}" for piece in pieces) + "'"
 
     def count(self, texts: list[str], line: int, column: int) -> None:
         """Output is counted before it is joined; past each checkpoint, the cap and the clock."""
@@ -325,8 +344,7 @@ class _Generator:
         if len(pieces) == 1:
             return pieces[0]
         out = self.var("s")
-        joined = " + ".join(pieces) if len(pieces) <= 8 else "_join((" + ", ".join(pieces) + "))"
-        self.emit(f"{out} = {joined}")
+        self.emit(f"{out} = {self.joined(pieces)}")
         return out
 
     # --- blocks ---------------------------------------------------------------------
@@ -447,33 +465,67 @@ class _Generator:
             self.emit("break")
 
 
-NativeRender = Callable[[Any, Any, Callable[[str], str], int, float], str]
-
-
 class NativeProgram:
-    """A template as one generated function; ``uses``: names a render's own helpers must not shadow."""
+    """A template as one generated function; ``uses``: names a render's own helpers must not shadow.
 
-    __slots__ = ("render", "source", "uses")
+    ``entry(rest)`` is the render function itself, with Template.render's
+    signature: it takes the render when it can and hands it to ``rest``
+    otherwise (same arguments, by keyword).
+    """
 
-    def __init__(self, render: NativeRender, source: str, uses: frozenset[str]) -> None:
-        self.render = render
+    __slots__ = ("_namespace", "source", "uses")
+
+    def __init__(self, namespace: dict[str, Any], source: str, uses: frozenset[str]) -> None:
+        self._namespace = namespace
         self.source = source
         self.uses = uses
+
+    def entry(self, rest: Callable[..., str]) -> Callable[..., str]:
+        """The generated render function, handing what it does not take to ``rest``."""
+        self._namespace["_rest"] = rest
+        render: Callable[..., str] = self._namespace["render"]
+        return render
+
+
+# The render function's head: Template.render's signature, the checks that send a
+# render elsewhere, then the generated body (in a try: a Fallback goes to ``_rest``).
+ENTRY = [
+    "def render(_c0, *, data=None, helpers=None, partials=None, escape=_HTML, max_output=_MAX_OUTPUT, time_limit=_TIME_LIMIT):",
+    "    if partials or data is not None and (type(data) is not dict or _ROOT in data) or helpers and not helpers.keys().isdisjoint(_uses):",
+    "        return _rest(_c0, data=data, helpers=helpers, partials=partials, escape=escape, max_output=max_output, time_limit=time_limit)",
+    "    if escape == _JSON:",
+    "        _esc = _ej",
+    "        _json = True",
+    "    elif escape == _HTML:",
+    "        _esc = _eh",
+    "        _json = False",
+    "    else:",
+    "        return _rest(_c0, data=data, helpers=helpers, partials=partials, escape=escape, max_output=max_output, time_limit=time_limit)",
+    "    _data = data",
+    "    _cap = max_output",
+    "    _deadline = _now() + time_limit",
+    "    _n = 0",
+    "    _next = _cap if _cap < _STEP else _STEP",
+    "    _d0 = type(_c0) is dict",
+    "    try:",
+]
+EXIT = [
+    "    except (Fallback, RecursionError):",
+    "        pass",  # the closure program renders it, or raises its error with line and column
+    "    else:",
+    "        if len(_out) <= _cap:",
+    "            return _out",
+    "    return _rest(_c0, data=data, helpers=helpers, partials=partials, escape=escape, max_output=max_output, time_limit=time_limit)",
+]
 
 
 def generate(nodes: list[Node]) -> tuple[str, list[Any], frozenset[str]]:
     """The Python source of a native program for ``nodes``, its constants and the names it uses; Unsupported if none."""
     gen = _Generator()
+    gen.indent = 2
     text = gen.program(nodes, _Scope(["_c0"], [], {}))
-    gen.emit(f"return {text}")
-    head = [
-        "def render(_c0, _data, _esc, _cap, _deadline):",
-        "    _n = 0",
-        "    _next = _cap if _cap < _STEP else _STEP",
-        "    _d0 = type(_c0) is dict",
-        "    _json = _esc is _ej",
-    ]
-    return "\n".join(head + gen.lines) + "\n", gen.constants, frozenset(gen.uses)
+    gen.emit(f"_out = {text}")
+    return "\n".join(ENTRY + gen.lines + EXIT) + "\n", gen.constants, frozenset(gen.uses)
 
 
 def compile_native(nodes: list[Node], source_length: int = 0) -> NativeProgram | None:
@@ -490,6 +542,6 @@ def compile_native(nodes: list[Node], source_length: int = 0) -> NativeProgram |
         code = compile(source, "<template>", "exec")
     except (Unsupported, SyntaxError, RecursionError, MemoryError):
         return None
-    namespace: dict[str, Any] = {"__builtins__": {}, "K": tuple(constants), **RUNTIME}
+    namespace: dict[str, Any] = {"__builtins__": {}, "K": tuple(constants), "_uses": uses, **RUNTIME}
     exec(code, namespace)  # noqa: S102 - generated by this module alone; template text only in K
-    return NativeProgram(namespace["render"], source, uses)
+    return NativeProgram(namespace, source, uses)

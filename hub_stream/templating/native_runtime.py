@@ -14,8 +14,10 @@ from typing import Any
 from hub_stream.templating.compiler import is_true
 from hub_stream.templating.errors import TemplateRenderError
 from hub_stream.templating.net_helpers.core import net_print
+from hub_stream.templating.runtime import DEFAULT_MAX_OUTPUT, DEFAULT_TIME_LIMIT_S
 from hub_stream.templating.values import (
     UNDEFINED,
+    escape_html,
     escape_json,
     get_key,
     is_empty,
@@ -68,6 +70,16 @@ class CallOptions:
 
 
 RUNTIME: dict[str, Any] = {
+    # the render function's head (codegen.ENTRY)
+    "_HTML": "html",
+    "_JSON": "json",
+    "_eh": escape_html,
+    "_MAX_OUTPUT": DEFAULT_MAX_OUTPUT,
+    "_TIME_LIMIT": DEFAULT_TIME_LIMIT_S,
+    "_ROOT": "root",
+    "Fallback": Fallback,
+    "RecursionError": RecursionError,
+    # the body
     "U": UNDEFINED,
     "_gk": get_key,
     "_pe": print_escaped,
@@ -78,6 +90,7 @@ RUNTIME: dict[str, Any] = {
     "_BSLASH": "\\",
     "_TRUE": "true",
     "_FALSE": "false",
+    "_NULL": "null",
     "_BIG": 1e21,  # from here on, a whole double prints with an exponent
     "_np": net_print,
     "_opts": CallOptions(),

@@ -9,7 +9,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hub_stream.templating.codegen import Fallback as NativeFallback
 from hub_stream.templating.codegen import NativeProgram, compile_native
 from hub_stream.templating.compiler import compile_program
 from hub_stream.templating.errors import TemplateError, TemplateRenderError, TemplateSyntaxError
@@ -24,27 +23,35 @@ from hub_stream.templating.runtime import (
     Scope,
     State,
 )
-from hub_stream.templating.values import (
-    NEEDS_HTML_ESCAPE,
-    escape_html,
-    escape_json,
-    needs_json_escape,
-)
+from hub_stream.templating.values import ESCAPES, NEEDS_HTML_ESCAPE, needs_json_escape
 
 CACHE_SIZE = 1024
-_now = time.monotonic
 NATIVE_OVER_FLAT = 8  # mustaches up to which a flat-shaped template renders natively
 Escape = Callable[[str], str]
 
-ESCAPES: dict[str, Escape] = {"html": escape_html, "json": escape_json}
 NEEDS_ESCAPE: dict[str, Callable[[str], Any]] = {"html": NEEDS_HTML_ESCAPE, "json": needs_json_escape}
 _MODES = {name: (ESCAPES[name], NEEDS_ESCAPE[name]) for name in ESCAPES}
 
 
 class Template:
-    """A compiled template: render it as often as you like."""
+    """A compiled template: render it as often as you like.
 
-    __slots__ = ("_flat", "_native", "_program", "source")
+    ``render(context, *, data=None, helpers=None, partials=None, escape="html",
+    max_output=DEFAULT_MAX_OUTPUT, time_limit=DEFAULT_TIME_LIMIT_S) -> str``
+    renders with ``context`` as the root; ``data`` adds ``@`` variables. It
+    raises TemplateRenderError (with the line and column of the tag) for a
+    missing helper or partial, a helper's failure, output over
+    ``max_output`` characters (stopped as it grows) or a render over
+    ``time_limit`` seconds.
+
+    For a template with a native program, ``render`` is that program's own
+    function (codegen.ENTRY: no call in between), which hands what it does
+    not cover to the flat program and the closures; otherwise the method
+    ``_render``.
+    """
+
+    __slots__ = ("_flat", "_native", "_program", "render", "source")
+    render: Callable[..., str]
 
     def __init__(
         self, source: str, program: CompiledProgram, flat: FlatProgram | None = None, native: NativeProgram | None = None
@@ -53,8 +60,9 @@ class Template:
         self._program = program  # closures: the whole language
         self._flat = flat  # the same template for the common case, when it has that shape
         self._native = native  # the same template as one function, when it uses only what that covers
+        self.render = native.entry(self._render) if native is not None else self._render
 
-    def render(
+    def _render(
         self,
         context: Any,
         *,
@@ -65,28 +73,7 @@ class Template:
         max_output: int = DEFAULT_MAX_OUTPUT,
         time_limit: float = DEFAULT_TIME_LIMIT_S,
     ) -> str:
-        """Render with ``context`` as the root; ``data`` adds ``@`` variables.
-
-        Raises TemplateRenderError (with the line and column of the tag) for a
-        missing helper or partial, a helper's failure, output over
-        ``max_output`` characters (stopped as it grows) or a render over
-        ``time_limit`` seconds.
-        """
-        native = self._native
-        if (
-            native is not None
-            and not partials
-            and (type(data) is dict and "root" not in data or data is None)
-            and (not helpers or helpers.keys().isdisjoint(native.uses))
-            and escape in ESCAPES
-        ):
-            try:
-                text = native.render(context, data, ESCAPES[escape], max_output, _now() + time_limit)
-            except (NativeFallback, RecursionError):
-                pass  # the closure program renders it, or raises its error with line and column
-            else:
-                if len(text) <= max_output:
-                    return text
+        """``render`` by the flat program or the closures (see the class)."""
         mode = _MODES.get(escape)
         if mode is None:
             raise ValueError(f"escape must be one of {sorted(ESCAPES)}, not {escape!r}")

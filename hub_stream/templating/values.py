@@ -163,6 +163,9 @@ def escape_json(text: str) -> str:
     return escaped if escaped.isascii() or not _SURROGATE.search(escaped) else _escape_surrogates(escaped)
 
 
+# The escapes a render may name (Template.render's ``escape``).
+ESCAPES: dict[str, Callable[[str], str]] = {"html": escape_html, "json": escape_json}
+
 # One encoder, built once: json.dumps with these arguments builds a new one per call.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _INFINITIES = (math.inf, -math.inf)

@@ -31,7 +31,13 @@ HOSTILE = [
 ]  # fmt: skip
 NET_CALLS = ["String.Append", "String.Contains", "Math.Add", "[String.Replace]", "String.Join", "Regex.IsMatch"]
 GENERATED_NAME = re.compile(r"_(?:v|s|c|d|k|m|i|key|p)\d+")
-OWN_NAMES = {"get", "append", "isprintable", "is_integer", "K", "render", "_n", "_next", "_cap", "_deadline", "_data", "_esc", "_c0", "_d0", "_json", "_err", *RUNTIME}
+OWN_NAMES = {
+    "get", "append", "isprintable", "is_integer", "K", "render", "_n", "_next", "_cap", "_deadline", "_data", "_esc",
+    "_c0", "_d0", "_json", "_err", "_out", "_rest", "_uses", "keys", "isdisjoint",
+    "data", "helpers", "partials", "escape", "max_output", "time_limit", *RUNTIME,
+}  # fmt: skip
+FSTRING_FIELD = re.compile(r"\{(?:(\w+)|K\[(\d+)\])\}")
+FSTRING = re.compile(r"f'(?:\{(?:\w+|K\[\d+\])\})+'")
 OWN_NUMBERS = {"0", "1", "255"}
 
 
@@ -105,17 +111,34 @@ def _template(rng: random.Random, depth: int = 0, params: list[str] | None = Non
     return "".join(out)
 
 
+def _check_name(name: str) -> None:
+    ok = keyword.iskeyword(name) or name in OWN_NAMES or GENERATED_NAME.fullmatch(name)
+    assert ok, f"a name the generator did not write: {name!r}"
+
+
+def _check_index(index: str, constants: list[Any]) -> None:
+    assert int(index) < len(constants), index
+
+
 def _check_source(source: str, constants: list[Any]) -> None:
     previous: list[str] = []
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if tok.type == tokenize.STRING:
-            raise AssertionError(f"a string literal in generated code: {tok.string!r}")
+            # The only string the generator writes: an f-string of fields alone, f'{_s1}{K[3]}'.
+            fields = FSTRING.fullmatch(tok.string)
+            assert fields, f"a string literal in generated code: {tok.string!r}"
+            for name, index in FSTRING_FIELD.findall(tok.string):
+                _check_name(name) if name else _check_index(index, constants)
+            continue
+        if getattr(tokenize, "FSTRING_MIDDLE", None) == tok.type:  # Python 3.12+: the text of an f-string
+            raise AssertionError(f"text in a generated f-string: {tok.string!r}")
         if tok.type == tokenize.NAME:
-            ok = keyword.iskeyword(tok.string) or tok.string in OWN_NAMES or GENERATED_NAME.fullmatch(tok.string)
-            assert ok, f"a name the generator did not write: {tok.string!r}"
+            _check_name(tok.string)
         if tok.type == tokenize.NUMBER:
             index = previous[-2:] == ["K", "["]
-            assert (index and int(tok.string) < len(constants)) or tok.string in OWN_NUMBERS, tok.string
+            assert index or tok.string in OWN_NUMBERS, tok.string
+            if index:
+                _check_index(tok.string, constants)
         if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT):
             previous.append(tok.string)
 
