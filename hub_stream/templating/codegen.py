@@ -79,6 +79,7 @@ class _Generator:
         self.ints: set[str] = set()  # variables that always hold an int (@index)
         self.dict_flags: dict[str, str] = {"_c0": "_d0"}  # context variable -> whether it holds a dict
         self.where = (1, 1)  # the tag being generated: a helper's error is reported there
+        self.tail = (1, 1)  # the root program's last mustache: the exit's clock check reports there
 
     def const(self, value: Any) -> str:
         self.constants.append(value)
@@ -275,17 +276,19 @@ class _Generator:
         self.emit(f"    {out} = _pe({value}, _esc)" if escaped else f"    {out} = _js({value})")
 
     def json_text(self, out: str, value: str) -> None:
-        """``{{json value}}``: numbers, booleans and plain text inline, as json_literal prints them; the rest by it."""
+        """``{{json value}}``: numbers, booleans and plain text inline, as json_literal prints them; the rest by it.
+
+        A double's text comes from a table of the doubles printed before (rows repeat
+        the same scores and hours): one dict lookup, where printing one takes a few
+        calls and, with a fraction, float.__repr__'s shortest round trip.
+        """
         if value in self.ints:
             self.emit(f"{out} = str({value})")
             return
-        self.emit(f"if type({value}) is float:")
-        self.emit(f"    if {value}.is_integer() and -_BIG < {value} < _BIG:")
-        self.emit(f"        {out} = str(int({value}))")
-        self.emit(f"    elif {value} - {value} == 0:")
-        self.emit(f"        {out} = repr({value})")
-        self.emit("    else:")  # NaN, infinities
-        self.emit(f"        {out} = _NULL")
+        self.emit(f"if type({value}) is float:")  # a double's text, printed once (native_runtime.float_json)
+        self.emit(f"    {out} = _FT.get({value})")
+        self.emit(f"    if {out} is None:")
+        self.emit(f"        {out} = _ft({value})")
         self.emit(f"elif type({value}) is str:")
         self.emit(f"    if _QUOTE not in {value} and _BSLASH not in {value} and {value}.isprintable():")
         self.emit(f"        {out} = {self.joined(['_QUOTE', value, '_QUOTE'])}")
@@ -314,11 +317,16 @@ class _Generator:
         self.emit(f"_n += {' + '.join(f'len({t})' for t in texts)}")
         self.emit(f"if _n > _next: _next = _grew(_n, _cap, _deadline, {self.const(line)}, {self.const(column)})")
 
-    def program(self, nodes: list[Node] | None, scope: _Scope) -> str:
-        """Statements that leave the program's text in a variable; returns its name."""
+    def program(self, nodes: list[Node] | None, scope: _Scope, top: bool = False) -> str:
+        """Statements that leave the program's text in a variable; returns its name.
+
+        The root program (``top``) leaves its last mustaches to the render's
+        exit, which measures the whole text (ENTRY/EXIT).
+        """
         pieces: list[str] = []
         uncounted: list[str] = []
         text_length = 0
+        counted = False  # the pieces hold text counted already (a block's, an earlier group's)
         where = (1, 1)
         for node in nodes or []:
             if isinstance(node, Text):
@@ -332,10 +340,22 @@ class _Generator:
                 if len(uncounted) >= COUNT_EVERY:
                     self.count(uncounted, *where)
                     uncounted = []
+                    counted = True
             elif isinstance(node, Block):
                 pieces.append(self.block(node, scope))
+                counted = True
             else:
                 raise Unsupported
+        if top:
+            self.tail = where
+            uncounted = []
+        if len(pieces) > 1 and uncounted and not counted:
+            # texts and at most COUNT_EVERY mustaches: counted as the text they join into
+            # (outside loops that adds the template's own text, which is bounded by the template)
+            out = self.var("s")
+            self.emit(f"{out} = {self.joined(pieces)}")
+            self.count([out], *where)
+            return out
         self.count(uncounted, *where)
         if text_length and scope.frames:  # outside loops, texts are bounded by the template (the caller checks the total)
             self.emit(f"_n += {self.const(text_length)}")
@@ -513,7 +533,10 @@ EXIT = [
     "    except (Fallback, RecursionError):",
     "        pass",  # the closure program renders it, or raises its error with line and column
     "    else:",
-    "        if len(_out) <= _cap:",
+    "        if len(_out) <= _next:",
+    "            return _out",
+    "        if len(_out) <= _cap:",  # past a checkpoint: the clock
+    "            _grew(len(_out), _cap, _deadline, K[{line}], K[{column}])",
     "            return _out",
     "    return _rest(_c0, data=data, helpers=helpers, partials=partials, escape=escape, max_output=max_output, time_limit=time_limit)",
 ]
@@ -523,9 +546,11 @@ def generate(nodes: list[Node]) -> tuple[str, list[Any], frozenset[str]]:
     """The Python source of a native program for ``nodes``, its constants and the names it uses; Unsupported if none."""
     gen = _Generator()
     gen.indent = 2
-    text = gen.program(nodes, _Scope(["_c0"], [], {}))
+    text = gen.program(nodes, _Scope(["_c0"], [], {}), top=True)
     gen.emit(f"_out = {text}")
-    return "\n".join(ENTRY + gen.lines + EXIT) + "\n", gen.constants, frozenset(gen.uses)
+    line, column = (gen.const(n)[2:-1] for n in gen.tail)
+    exit_ = [row.format(line=line, column=column) for row in EXIT]
+    return "\n".join(ENTRY + gen.lines + exit_) + "\n", gen.constants, frozenset(gen.uses)
 
 
 def compile_native(nodes: list[Node], source_length: int = 0) -> NativeProgram | None:

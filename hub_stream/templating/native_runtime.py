@@ -61,6 +61,22 @@ def _failed(error: Exception, line: int, column: int) -> None:
     raise Fallback
 
 
+# {{json x}} of a double: its text, for the doubles printed so far (finite ones; NaN is never
+# found again). Bounded: emptied when full, so a stream of ever new doubles costs one lookup more.
+FLOAT_TEXTS: dict[float, str] = {}
+MAX_FLOAT_TEXTS = 4096
+
+
+def float_json(value: float) -> str:
+    """json_literal(value) of a double, kept in FLOAT_TEXTS (0.0 and -0.0 print alike: one entry serves both)."""
+    text = json_literal(value)
+    if value - value == 0:
+        if len(FLOAT_TEXTS) >= MAX_FLOAT_TEXTS:
+            FLOAT_TEXTS.clear()
+        FLOAT_TEXTS[value] = text
+    return text
+
+
 class CallOptions:
     """The options a Handlebars.Net.Helpers helper gets from a native program: no hash, not a block."""
 
@@ -91,7 +107,8 @@ RUNTIME: dict[str, Any] = {
     "_TRUE": "true",
     "_FALSE": "false",
     "_NULL": "null",
-    "_BIG": 1e21,  # from here on, a whole double prints with an exponent
+    "_FT": FLOAT_TEXTS,
+    "_ft": float_json,
     "_np": net_print,
     "_opts": CallOptions(),
     "_Err": Exception,

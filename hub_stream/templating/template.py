@@ -46,8 +46,9 @@ class Template:
 
     For a template with a native program, ``render`` is that program's own
     function (codegen.ENTRY: no call in between), which hands what it does
-    not cover to the flat program and the closures; otherwise the method
-    ``_render``.
+    not cover to ``_render`` (the flat program, then the closures); with a
+    flat program only, a function that calls it directly (_flat_entry);
+    otherwise the method ``_render``.
     """
 
     __slots__ = ("_flat", "_native", "_program", "render", "source")
@@ -60,7 +61,12 @@ class Template:
         self._program = program  # closures: the whole language
         self._flat = flat  # the same template for the common case, when it has that shape
         self._native = native  # the same template as one function, when it uses only what that covers
-        self.render = native.entry(self._render) if native is not None else self._render
+        if native is not None:
+            self.render = native.entry(self._render)
+        elif flat is not None:
+            self.render = _flat_entry(self, flat)
+        else:
+            self.render = self._render
 
     def _render(
         self,
@@ -119,6 +125,42 @@ class Template:
         if len(text) > max_output:  # counted as it grew; this only guards the count
             raise TemplateRenderError(f"output larger than {max_output} characters")
         return text
+
+
+def _flat_entry(template: Template, flat: FlatProgram) -> Callable[..., str]:
+    """``render`` of a template whose fast program is the flat one: Template._render, with no
+    method or attribute between the call and the flat program."""
+    flat_render, uses = flat.render, flat.uses
+
+    def render(
+        context: Any,
+        *,
+        data: Mapping[str, Any] | None = None,
+        helpers: Mapping[str, Callable[..., Any]] | None = None,
+        partials: Mapping[str, str | Template] | None = None,
+        escape: str = "html",
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        time_limit: float = DEFAULT_TIME_LIMIT_S,
+    ) -> str:
+        mode = _MODES.get(escape)
+        if mode is None:
+            raise ValueError(f"escape must be one of {sorted(ESCAPES)}, not {escape!r}")
+        if (
+            type(context) is dict
+            and not partials  # the general program compiles (and so checks) the partials given
+            and (data is None or type(data) is dict)
+            and (not helpers or helpers.keys().isdisjoint(uses))
+        ):
+            try:
+                text = flat_render(context, data, mode[0], mode[1], max_output)
+            except (Fallback, RecursionError):
+                pass  # the general program renders it, or raises its error
+            else:
+                if len(text) <= max_output:
+                    return text
+        return template._render_general(context, data, helpers, partials, mode[0], max_output, time_limit)
+
+    return render
 
 
 _CACHE: OrderedDict[str, Template] = OrderedDict()

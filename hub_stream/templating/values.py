@@ -209,12 +209,58 @@ def _member(value: Any) -> str:
     return json_literal(value)
 
 
+# '"key":' for the object keys printed so far: rows print objects of the same few keys
+# again and again. Bounded in count and key length (keys come from events).
+_KEY_TEXTS: dict[str, str] = {}
+MAX_KEY_TEXTS = 4096
+MAX_CACHED_KEY = 64
+
+
+def _key_text(key: Any) -> str:
+    text = _encode_json_string(key if type(key) is str else str(key)) + ":"
+    if type(key) is str and len(key) <= MAX_CACHED_KEY and len(_KEY_TEXTS) < MAX_KEY_TEXTS:
+        _KEY_TEXTS[key] = text
+    return text
+
+
 def _compact_literal(value: dict[Any, Any] | list[Any]) -> str:
     """An object or array as compact JSON, built directly: a row's small objects print faster so than
-    through _plain and the encoder."""
+    through _plain and the encoder. Scalars are printed in the loop (a call per member costs more
+    than the printing), keys' texts come from _KEY_TEXTS."""
+    parts: list[str] = []
+    append = parts.append
     if type(value) is list:
-        return "[" + ",".join([_member(item) for item in value]) + "]"
-    return "{" + ",".join([_encode_json_string(k if type(k) is str else str(k)) + ":" + _member(v) for k, v in value.items()]) + "}"
+        if not value:
+            return "[]"
+        for item in value:
+            kind = type(item)
+            if kind is str:
+                append(_encode_json_string(item))
+            elif kind is int:
+                append(str(item))
+            elif kind is float and item.is_integer() and -1e21 < item < 1e21:
+                append(str(int(item)))
+            else:
+                append(_member(item))
+            append(",")
+        parts[-1] = "]"
+        return "[" + "".join(parts)
+    if not value:
+        return "{}"
+    for key, item in value.items():
+        append((_KEY_TEXTS.get(key) if type(key) is str else None) or _key_text(key))
+        kind = type(item)
+        if kind is str:
+            append(_encode_json_string(item))
+        elif kind is int:
+            append(str(item))
+        elif kind is float and item.is_integer() and -1e21 < item < 1e21:
+            append(str(int(item)))
+        else:
+            append(_member(item))
+        append(",")
+    parts[-1] = "}"
+    return "{" + "".join(parts)
 
 
 def _plain(value: Any) -> Any:

@@ -264,3 +264,49 @@ def test_native_prints_what_the_closures_print_on_the_spec_suite() -> None:
                 assert native == closures, case["id"]
             compared += 1
     assert compared > 100  # the native program covers much of the suite
+
+
+def test_the_source_check_refuses_text_in_an_f_string() -> None:
+    """The checker accepts the generator's f-strings of fields only: text or an unknown name in one fails."""
+    _check_source("_s1 = f'{K[0]}{_s2}'\n", ["x"])
+    for source in ["_s1 = f'{K[0]}x{_s2}'\n", "_s1 = f'{os}'\n", "_s1 = f'{K[3]}'\n", "_s1 = 'x'\n"]:
+        with pytest.raises(AssertionError):
+            _check_source(source, ["x"])
+
+
+def test_doubles_print_the_same_from_the_table_of_printed_doubles() -> None:
+    """{{json x}} of a double: the first render prints it, later ones take its text from a table; both as the closures."""
+    from hub_stream.templating import native_runtime
+
+    template = compile_template('{"a": {{json a}}, "b": [{{#each xs}}{{json this}}{{#unless @last}},{{/unless}}{{/each}}]}')
+    assert template._native is not None
+    doubles = [0.0, -0.0, 2.5, -2.5, 100.0, 1e21, 1e20, 1.5e300, 5e-324, float("nan"), float("inf"), float("-inf"), 0.1 + 0.2]
+    contexts = [{"a": x, "xs": [x, -x]} for x in doubles] + [{"a": x, "xs": doubles} for x in (-0.0, 0.0)]
+    for _ in range(2):  # printed, then found in the table
+        for context in contexts:
+            closures = template._render_general(context, None, None, None, template_escape("json"), 1 << 20, 1.0)
+            assert template.render(context, escape="json") == closures, context
+    assert template.render({"a": -0.0, "xs": [0.0]}, escape="json") == '{"a": 0, "b": [0]}'
+    native_runtime.FLOAT_TEXTS.clear()
+    many = [i + 0.25 for i in range(native_runtime.MAX_FLOAT_TEXTS + 10)]  # more than the table holds: it starts again
+    text = template.render({"a": 1.0, "xs": many}, escape="json")
+    assert json.loads(text)["b"] == many
+    assert text == template._render_general({"a": 1.0, "xs": many}, None, None, None, template_escape("json"), 1 << 20, 1.0)
+    assert len(native_runtime.FLOAT_TEXTS) <= native_runtime.MAX_FLOAT_TEXTS
+
+
+def test_render_is_a_function_with_the_documented_signature() -> None:
+    """Template.render is the native program's own function, or the flat one's: same keywords, same answers."""
+    for source in ["{{#if a}}{{a}}{{/if}}", "{{a}}" * 12, "{{> p}}"]:  # native, flat, closures
+        template = compile_template(source)
+        context = {"a": 'x"'}
+        partials = {"p": "{{a}}"}
+        text = template.render(context, partials=partials)
+        assert text.startswith("x&quot;")
+        assert text == template.render(context, data=None, helpers=None, partials=partials, escape="html", max_output=1000, time_limit=1.0)
+        with pytest.raises(TypeError):
+            template.render(context, None)  # every option is by keyword
+        with pytest.raises(ValueError, match="escape must be one of"):
+            template.render(context, partials=partials, escape="xml")
+        with pytest.raises(TemplateRenderError, match="output larger than 3 characters"):
+            template.render({"a": "long text"}, partials=partials, max_output=3)
