@@ -186,10 +186,10 @@ def _ours(source: str) -> Callable[[dict[str, Any]], str]:
 def _ours_category() -> Callable[[dict[str, Any]], str]:
     payload = parse_payload_template(CATEGORY_MAP)
 
-    def render(e: dict[str, Any]) -> str:
+    def render(e: dict[str, Any]) -> str:  # what render_row does before it checks and compacts the row
         entry = payload.route(e)
-        assert entry is not None and entry.template is not None
-        return entry.template.render(e["PublisherEventData"], data={"event": e}, escape="json")
+        assert entry is not None and entry.render is not None
+        return entry.render(e)
 
     return render
 

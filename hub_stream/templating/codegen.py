@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FunctionType
 from typing import Any
 
 from hub_stream.templating.compiler import is_true
@@ -80,6 +81,7 @@ class _Generator:
         self.dict_flags: dict[str, str] = {"_c0": "_d0"}  # context variable -> whether it holds a dict
         self.where = (1, 1)  # the tag being generated: a helper's error is reported there
         self.tail = (1, 1)  # the root program's last mustache: the exit's clock check reports there
+        self.uses_data = False  # reads @ names from the data
 
     def const(self, value: Any) -> str:
         self.constants.append(value)
@@ -173,6 +175,7 @@ class _Generator:
             if value is None:
                 value = self.var("v")
                 name = self.const(head)
+                self.uses_data = True
                 self.emit(f"{value} = _data.get({name}, U) if _data is not None else U")
                 if frame == "top":
                     self.emit(f"if {value} is U: {value} = _top(_data, _c0, {name})")
@@ -266,8 +269,8 @@ class _Generator:
         if escaped:
             self.emit(f"    if _json and _QUOTE not in {value} and _BSLASH not in {value} and {value}.isprintable():")
             self.emit(f"        {out} = {value}")
-            self.emit("    else:")
-            self.emit(f"        {out} = _esc({value})")
+            self.emit("    else:")  # the JSON escape's check is made: what remains of it
+            self.emit(f"        {out} = _ejx({value}) if _json else _esc({value})")
         else:
             self.emit(f"    {out} = {value}")
         self.emit(f"elif type({value}) is int:")
@@ -486,11 +489,12 @@ class _Generator:
 
 
 class NativeProgram:
-    """A template as one generated function; ``uses``: names a render's own helpers must not shadow.
+    """A template as generated functions; ``uses``: names a render's own helpers must not shadow.
 
     ``entry(rest)`` is the render function itself, with Template.render's
     signature: it takes the render when it can and hands it to ``rest``
-    otherwise (same arguments, by keyword).
+    otherwise (same arguments, by keyword). ``envelope(...)`` is the same
+    program as a function of one argument (Template.renderer), when generated.
     """
 
     __slots__ = ("_namespace", "source", "uses")
@@ -504,6 +508,20 @@ class NativeProgram:
         """The generated render function, handing what it does not take to ``rest``."""
         self._namespace["_rest"] = rest
         render: Callable[..., str] = self._namespace["render"]
+        return render
+
+    def envelope(
+        self, root_key: str, data_name: str, escape: Callable[[str], str], rest: Callable[[Any], str]
+    ) -> Callable[[Any], str] | None:
+        """``render(envelope.get(root_key), data={data_name: envelope}, escape=...)`` as one function
+        of the envelope (ENVELOPE: no keyword arguments, no data dict unless the template reads @
+        names, no checks); it hands what it does not take to ``rest``. None when not generated."""
+        code = self._namespace.get("render_envelope")
+        if code is None:
+            return None
+        bound = {**self._namespace, "_root_key": root_key, "_data_name": data_name}
+        bound.update(_bound_esc=escape, _bound_json=escape is RUNTIME["_ej"], _rest_envelope=rest)
+        render: Callable[[Any], str] = FunctionType(code.__code__, bound)
         return render
 
 
@@ -529,6 +547,22 @@ ENTRY = [
     "    _d0 = type(_c0) is dict",
     "    try:",
 ]
+REST = "    return _rest(_c0, data=data, helpers=helpers, partials=partials, escape=escape, max_output=max_output, time_limit=time_limit)"
+# The same body as a function of an envelope (NativeProgram.envelope binds the names).
+ENVELOPE = [
+    "def render_envelope(_envelope):",
+    "    _c0 = _envelope.get(_root_key)",
+    "    _esc = _bound_esc",
+    "    _json = _bound_json",
+    "    _cap = _MAX_OUTPUT",
+    "    _deadline = _now() + _TIME_LIMIT",
+    "    _n = 0",
+    "    _next = _cap if _cap < _STEP else _STEP",
+    "    _d0 = type(_c0) is dict",
+    "    try:",
+]
+ENVELOPE_DATA = "    _data = {_data_name: _envelope}"  # only for a template that reads @ names
+ENVELOPE_REST = "    return _rest_envelope(_envelope)"
 EXIT = [
     "    except (Fallback, RecursionError):",
     "        pass",  # the closure program renders it, or raises its error with line and column
@@ -538,11 +572,11 @@ EXIT = [
     "        if len(_out) <= _cap:",  # past a checkpoint: the clock
     "            _grew(len(_out), _cap, _deadline, K[{line}], K[{column}])",
     "            return _out",
-    "    return _rest(_c0, data=data, helpers=helpers, partials=partials, escape=escape, max_output=max_output, time_limit=time_limit)",
 ]
+MAX_ENVELOPE_SOURCE = 4 * 1024  # templates up to this size get the envelope function too (it doubles the code to compile)
 
 
-def generate(nodes: list[Node]) -> tuple[str, list[Any], frozenset[str]]:
+def generate(nodes: list[Node], envelope: bool = True) -> tuple[str, list[Any], frozenset[str]]:
     """The Python source of a native program for ``nodes``, its constants and the names it uses; Unsupported if none."""
     gen = _Generator()
     gen.indent = 2
@@ -550,7 +584,11 @@ def generate(nodes: list[Node]) -> tuple[str, list[Any], frozenset[str]]:
     gen.emit(f"_out = {text}")
     line, column = (gen.const(n)[2:-1] for n in gen.tail)
     exit_ = [row.format(line=line, column=column) for row in EXIT]
-    return "\n".join(ENTRY + gen.lines + exit_) + "\n", gen.constants, frozenset(gen.uses)
+    functions = [*ENTRY, *gen.lines, *exit_, REST]
+    if envelope:
+        head = [*ENVELOPE[:2], ENVELOPE_DATA, *ENVELOPE[2:]] if gen.uses_data else ENVELOPE
+        functions += [*head, *gen.lines, *exit_, ENVELOPE_REST]
+    return "\n".join(functions) + "\n", gen.constants, frozenset(gen.uses)
 
 
 def compile_native(nodes: list[Node], source_length: int = 0) -> NativeProgram | None:
@@ -563,7 +601,7 @@ def compile_native(nodes: list[Node], source_length: int = 0) -> NativeProgram |
     if source_length > MAX_SOURCE:
         return None
     try:
-        source, constants, uses = generate(nodes)
+        source, constants, uses = generate(nodes, envelope=source_length <= MAX_ENVELOPE_SOURCE)
         code = compile(source, "<template>", "exec")
     except (Unsupported, SyntaxError, RecursionError, MemoryError):
         return None

@@ -19,6 +19,7 @@ from hub_stream.templating.values import (
     UNDEFINED,
     escape_html,
     escape_json,
+    escape_json_unchecked,
     get_key,
     is_empty,
     js_string,
@@ -102,6 +103,7 @@ RUNTIME: dict[str, Any] = {
     "_js": js_string,
     "_jl": json_literal,
     "_ej": escape_json,  # the JSON escape: its check runs inline (_QUOTE, _BSLASH, isprintable)
+    "_ejx": escape_json_unchecked,  # and what remains of it
     "_QUOTE": '"',
     "_BSLASH": "\\",
     "_TRUE": "true",

@@ -100,6 +100,30 @@ class Template:
                     return text
         return self._render_general(context, data, helpers, partials, mode[0], max_output, time_limit)
 
+    def renderer(self, root_key: str, data_name: str, escape: str = "json") -> Callable[[Mapping[str, Any]], str]:
+        """A render function of one argument, an envelope: it renders ``envelope.get(root_key)``
+        as the root with ``@data_name`` the envelope, with ``escape`` and the default limits, as
+        ``render(envelope.get(root_key), data={data_name: envelope}, escape=escape)`` does.
+
+        With a native program (of a template up to codegen.MAX_ENVELOPE_SOURCE), that program's
+        own function of the envelope: no keyword arguments, no checks, and no data dict unless the
+        template reads @ names (the row path renders so: payload.RouteEntry.render).
+        """
+        if escape not in ESCAPES:
+            raise ValueError(f"escape must be one of {sorted(ESCAPES)}, not {escape!r}")
+        general = self._render
+
+        def rest(envelope: Mapping[str, Any]) -> str:
+            return general(envelope.get(root_key), data={data_name: envelope}, escape=escape)
+
+        native = self._native
+        if native is not None and data_name != "root":  # @root is the root: render's data may not name it
+            bound = native.envelope(root_key, data_name, ESCAPES[escape], rest)
+            if bound is not None:
+                return bound
+        render = self.render
+        return lambda envelope: render(envelope.get(root_key), data={data_name: envelope}, escape=escape)
+
     def _render_general(
         self,
         context: Any,

@@ -159,6 +159,11 @@ def escape_json(text: str) -> str:
     """
     if not needs_json_escape(text):
         return text
+    return escape_json_unchecked(text)
+
+
+def escape_json_unchecked(text: str) -> str:
+    """escape_json(text) without its first check, for callers that made it (and found text to escape)."""
     escaped = _encode_json_string(text)[1:-1]
     return escaped if escaped.isascii() or not _SURROGATE.search(escaped) else _escape_surrogates(escaped)
 

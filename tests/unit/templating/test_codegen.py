@@ -35,6 +35,7 @@ OWN_NAMES = {
     "get", "append", "isprintable", "is_integer", "K", "render", "_n", "_next", "_cap", "_deadline", "_data", "_esc",
     "_c0", "_d0", "_json", "_err", "_out", "_rest", "_uses", "keys", "isdisjoint",
     "data", "helpers", "partials", "escape", "max_output", "time_limit", *RUNTIME,
+    "render_envelope", "_envelope", "_root_key", "_data_name", "_bound_esc", "_bound_json", "_rest_envelope",
 }  # fmt: skip
 FSTRING_FIELD = re.compile(r"\{(?:(\w+)|K\[(\d+)\])\}")
 FSTRING = re.compile(r"f'(?:\{(?:\w+|K\[\d+\])\})+'")
@@ -310,3 +311,35 @@ def test_render_is_a_function_with_the_documented_signature() -> None:
             template.render(context, partials=partials, escape="xml")
         with pytest.raises(TemplateRenderError, match="output larger than 3 characters"):
             template.render({"a": "long text"}, partials=partials, max_output=3)
+
+
+@pytest.mark.parametrize("source", LANGUAGE)
+def test_a_renderer_of_an_envelope_prints_what_render_prints(source: str) -> None:
+    """Template.renderer: the native program as a function of the event, as render with the event as @event."""
+    template = compile_template(source)
+    render_event = template.renderer("Data", "event", "json")
+    assert render_event.__name__ == "render_envelope"  # the native program's own function of the envelope
+    for context in CONTEXTS:
+        event = {"Data": context, "X": 'ev"ent'}
+        closures = _outcome(lambda: template._render_general(context, {"event": event}, None, None, template_escape("json"), 1 << 20, 1.0))  # noqa: B023
+        assert _outcome(lambda: render_event(event)) == closures, (source, context)  # noqa: B023
+    assert _outcome(lambda: render_event({})) == _outcome(lambda: template.render(None, data={"event": {}}, escape="json"))
+
+
+def test_a_renderer_hands_what_its_program_does_not_take_to_the_closures() -> None:
+    cases = [  # source, event, what it prints or the error
+        ("{{#each xs}}\n  {{../s}}{{/each}}", {"D": {"xs": list(range(2000)), "s": "x" * 600}}, "error at 2,3: output larger than 1048576 characters"),
+        ("x\n {{Math.Add a 'nan-text'}}", {"D": {"a": 1}}, "error at 2,2: helper 'Math.Add': argument 2"),
+        ("{{@root.a}}|{{@event.a}}|{{a}}", {"D": {"a": "r"}, "a": "e"}, "ok: r|e|r"),
+        ("{{@root.a}}|{{a}}", {"D": {"a": "r"}}, "ok: r|r"),
+    ]
+    for source, event, expected in cases:
+        template = compile_template(source)
+        assert template._native is not None, source
+        assert expected in _outcome(lambda: template.renderer("D", "event")(event)), source  # noqa: B023
+        assert expected in _outcome(lambda: template.render(event.get("D"), data={"event": event}, escape="json")), source  # noqa: B023
+    # @root named by the data: not the envelope function (render's data may not name it either)
+    template = compile_template("{{@root.a}}")
+    assert template.renderer("D", "root")({"D": {"a": 1}, "a": 2}) == template.render({"a": 1}, data={"root": {"a": 2}}, escape="json")
+    with pytest.raises(ValueError, match="escape must be one of"):
+        template.renderer("D", "event", "xml")
