@@ -2,12 +2,14 @@
 
 The rule (ARCHITECTURE.md "Templates"): template text never becomes Python
 source. The generator writes only its own fixed constructs; every name,
-literal and text that comes from a template enters as ``K[i]``, an entry of
-a table of constants, and the generated identifiers are its own counters
-(``_v12``, ``_c3``). ``tests/unit/templating/test_codegen.py`` fuzzes template
-text against exactly that: no string literal and no name in the generated
-source that the generator did not write itself. The function runs with no
-builtins but the few handed to it (native_runtime.RUNTIME).
+literal and text that comes from a template enters as ``_K<i>``, entry i of
+a table of constants (bound as a global name of the function: one lookup
+where ``K[i]`` took three), and the generated identifiers are its own
+counters (``_v12``, ``_c3``). ``tests/unit/templating/test_codegen.py``
+fuzzes template text against exactly that: no string literal but the
+generator's f-strings of names alone, and no name in the generated source
+that the generator did not write itself. The function runs with no builtins
+but the few handed to it (native_runtime.RUNTIME).
 
 Covered: text, path mustaches (``{{a.b}}``, ``{{{x}}}``, ``this``, ``../``,
 ``@index @key @first @last @root @event…``, block parameters), ``json`` and
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from types import FunctionType
+from types import CodeType, FunctionType
 from typing import Any
 
 from hub_stream.templating.compiler import is_true
@@ -82,12 +84,13 @@ class _Generator:
         self.where = (1, 1)  # the tag being generated: a helper's error is reported there
         self.tail = (1, 1)  # the root program's last mustache: the exit's clock check reports there
         self.uses_data = False  # reads @ names from the data
+        self.loops = False  # has an #each loop
 
     def const(self, value: Any) -> str:
         self.constants.append(value)
         if len(self.constants) > MAX_CONSTANTS:
             raise Unsupported
-        return f"K[{len(self.constants) - 1}]"
+        return f"_K{len(self.constants) - 1}"
 
     def var(self, kind: str) -> str:
         self.counter += 1
@@ -164,7 +167,12 @@ class _Generator:
         if head == "partial-block":
             raise Unsupported
         if head == "root" and start >= 1:  # the top frame's @root, below any #each frame (they have no root)
-            return self.walk("_c0", rest)
+            value = self.known.get(("@top", head))
+            if value is None:  # the root, unless the data given names one
+                value = self.var("v")
+                self.emit(f"{value} = _data[_ROOT] if _data is not None and _ROOT in _data else _c0")
+                self.known["@top", head] = value
+            return self.walk(value, rest)
         for frame in reversed(frames[: start + 1]):
             if isinstance(frame, dict):
                 if head in frame:
@@ -303,12 +311,14 @@ class _Generator:
         self.emit(f"    {out} = _TRUE")
         self.emit(f"elif {value} is False:")
         self.emit(f"    {out} = _FALSE")
+        self.emit(f"elif type({value}) is dict or type({value}) is list:")
+        self.emit(f"    {out} = _jo({value})")
         self.emit("else:")
         self.emit(f"    {out} = _jl({value})")
 
     @staticmethod
     def joined(pieces: list[str]) -> str:
-        """An expression for the concatenation of ``pieces`` (names and ``K[i]``): one f-string, built in one step."""
+        """An expression for the concatenation of ``pieces`` (names, constants among them): one f-string, built in one step."""
         if len(pieces) > MAX_FORMAT:
             return "_join((" + ", ".join(pieces) + "))"
         return "f'" + "".join("{" + piece + "}" for piece in pieces) + "'"
@@ -458,6 +468,7 @@ class _Generator:
         self.each(node, value, scope, out)
 
     def each(self, node: Block, items: str, scope: _Scope, out: str) -> None:
+        self.loops = True
         names = node.block_params
         if len(names) > 2:
             raise Unsupported
@@ -529,7 +540,7 @@ class NativeProgram:
 # render elsewhere, then the generated body (in a try: a Fallback goes to ``_rest``).
 ENTRY = [
     "def render(_c0, *, data=None, helpers=None, partials=None, escape=_HTML, max_output=_MAX_OUTPUT, time_limit=_TIME_LIMIT):",
-    "    if partials or data is not None and (type(data) is not dict or _ROOT in data) or helpers and not helpers.keys().isdisjoint(_uses):",
+    "    if data is not None and type(data) is not dict or partials or helpers and not helpers.keys().isdisjoint(_uses):",
     "        return _rest(_c0, data=data, helpers=helpers, partials=partials, escape=escape, max_output=max_output, time_limit=time_limit)",
     "    if escape == _JSON:",
     "        _esc = _ej",
@@ -541,9 +552,8 @@ ENTRY = [
     "        return _rest(_c0, data=data, helpers=helpers, partials=partials, escape=escape, max_output=max_output, time_limit=time_limit)",
     "    _data = data",
     "    _cap = max_output",
-    "    _deadline = _now() + time_limit",
+    "    {clock}",
     "    _n = 0",
-    "    _next = _cap if _cap < _STEP else _STEP",
     "    _d0 = type(_c0) is dict",
     "    try:",
 ]
@@ -555,13 +565,13 @@ ENVELOPE = [
     "    _esc = _bound_esc",
     "    _json = _bound_json",
     "    _cap = _MAX_OUTPUT",
-    "    _deadline = _now() + _TIME_LIMIT",
+    "    {clock}",
     "    _n = 0",
-    "    _next = _cap if _cap < _STEP else _STEP",
     "    _d0 = type(_c0) is dict",
     "    try:",
 ]
 ENVELOPE_DATA = "    _data = {_data_name: _envelope}"  # only for a template that reads @ names
+ENVELOPE_NO_DATA = "    _data = None"  # (@root reads it: there is no root in it)
 ENVELOPE_REST = "    return _rest_envelope(_envelope)"
 EXIT = [
     "    except (Fallback, RecursionError):",
@@ -570,7 +580,7 @@ EXIT = [
     "        if len(_out) <= _next:",
     "            return _out",
     "        if len(_out) <= _cap:",  # past a checkpoint: the clock
-    "            _grew(len(_out), _cap, _deadline, K[{line}], K[{column}])",
+    "            _grew(len(_out), _cap, _deadline, {line}, {column})",
     "            return _out",
 ]
 MAX_ENVELOPE_SOURCE = 4 * 1024  # templates up to this size get the envelope function too (it doubles the code to compile)
@@ -582,11 +592,20 @@ def generate(nodes: list[Node], envelope: bool = True) -> tuple[str, list[Any], 
     gen.indent = 2
     text = gen.program(nodes, _Scope(["_c0"], [], {}), top=True)
     gen.emit(f"_out = {text}")
-    line, column = (gen.const(n)[2:-1] for n in gen.tail)
+    line, column = (gen.const(n) for n in gen.tail)
     exit_ = [row.format(line=line, column=column) for row in EXIT]
-    functions = [*ENTRY, *gen.lines, *exit_, REST]
+    # The deadline, and the first checkpoint (the cap, or the first 64 KiB where the clock is read).
+    # Without a loop, and under the default cap, a program's work is bounded by the output it
+    # counts against that cap: it reads no clock (as the flat program), its one checkpoint the cap.
+    clock = "_deadline = _now() + time_limit; _next = _cap if _cap < _STEP else _STEP"
+    if not gen.loops:
+        clock = f"if _cap > _MAX_OUTPUT: {clock}\n    else: _deadline = _NEVER; _next = _cap"
+    entry = [row.format(clock=clock) for row in ENTRY]
+    functions = [*entry, *gen.lines, *exit_, REST]
     if envelope:
-        head = [*ENVELOPE[:2], ENVELOPE_DATA, *ENVELOPE[2:]] if gen.uses_data else ENVELOPE
+        clock = "_deadline = _now() + _TIME_LIMIT; _next = _STEP" if gen.loops else "_deadline = _NEVER; _next = _cap"
+        head = [row.format(clock=clock) for row in ENVELOPE]
+        head.insert(2, ENVELOPE_DATA if gen.uses_data else ENVELOPE_NO_DATA)
         functions += [*head, *gen.lines, *exit_, ENVELOPE_REST]
     return "\n".join(functions) + "\n", gen.constants, frozenset(gen.uses)
 
@@ -605,6 +624,10 @@ def compile_native(nodes: list[Node], source_length: int = 0) -> NativeProgram |
         code = compile(source, "<template>", "exec")
     except (Unsupported, SyntaxError, RecursionError, MemoryError):
         return None
-    namespace: dict[str, Any] = {"__builtins__": {}, "K": tuple(constants), "_uses": uses, **RUNTIME}
-    exec(code, namespace)  # noqa: S102 - generated by this module alone; template text only in K
+    # The functions' globals: the names they read and no other (a small dict: a render reads it often).
+    available = {"_uses": uses, **RUNTIME, **{f"_K{i}": value for i, value in enumerate(constants)}}
+    functions = [code, *(function for function in code.co_consts if isinstance(function, CodeType))]
+    names = {name for function in functions for name in function.co_names}
+    namespace: dict[str, Any] = {"__builtins__": {}, **{name: available[name] for name in sorted(names) if name in available}}
+    exec(code, namespace)  # noqa: S102 - generated by this module alone; template text only in the _K<i>
     return NativeProgram(namespace, source, uses)

@@ -1,7 +1,7 @@
 """What a native program (codegen.py) can reach at run time: these names and nothing else.
 
 The generated function runs with no builtins; RUNTIME is its whole global
-namespace besides the constants table ``K``.
+namespace besides the constants table (``_K0``, ``_K1``…).
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ from hub_stream.templating.errors import TemplateRenderError
 from hub_stream.templating.net_helpers.core import net_print
 from hub_stream.templating.runtime import DEFAULT_MAX_OUTPUT, DEFAULT_TIME_LIMIT_S
 from hub_stream.templating.values import (
+    FLOAT_TEXTS,
     UNDEFINED,
     escape_html,
     escape_json,
     escape_json_unchecked,
+    float_json,
     get_key,
     is_empty,
     js_string,
+    json_container,
     json_literal,
     print_escaped,
 )
@@ -62,22 +65,6 @@ def _failed(error: Exception, line: int, column: int) -> None:
     raise Fallback
 
 
-# {{json x}} of a double: its text, for the doubles printed so far (finite ones; NaN is never
-# found again). Bounded: emptied when full, so a stream of ever new doubles costs one lookup more.
-FLOAT_TEXTS: dict[float, str] = {}
-MAX_FLOAT_TEXTS = 4096
-
-
-def float_json(value: float) -> str:
-    """json_literal(value) of a double, kept in FLOAT_TEXTS (0.0 and -0.0 print alike: one entry serves both)."""
-    text = json_literal(value)
-    if value - value == 0:
-        if len(FLOAT_TEXTS) >= MAX_FLOAT_TEXTS:
-            FLOAT_TEXTS.clear()
-        FLOAT_TEXTS[value] = text
-    return text
-
-
 class CallOptions:
     """The options a Handlebars.Net.Helpers helper gets from a native program: no hash, not a block."""
 
@@ -94,6 +81,7 @@ RUNTIME: dict[str, Any] = {
     "_MAX_OUTPUT": DEFAULT_MAX_OUTPUT,
     "_TIME_LIMIT": DEFAULT_TIME_LIMIT_S,
     "_ROOT": "root",
+    "_NEVER": float("inf"),  # the deadline of a program without loops (it reads no clock)
     "Fallback": Fallback,
     "RecursionError": RecursionError,
     # the body
@@ -102,6 +90,7 @@ RUNTIME: dict[str, Any] = {
     "_pe": print_escaped,
     "_js": js_string,
     "_jl": json_literal,
+    "_jo": json_container,
     "_ej": escape_json,  # the JSON escape: its check runs inline (_QUOTE, _BSLASH, isprintable)
     "_ejx": escape_json_unchecked,  # and what remains of it
     "_QUOTE": '"',

@@ -200,6 +200,30 @@ def json_literal(value: Any) -> str:
     return text if text.isascii() or not _SURROGATE.search(text) else _escape_surrogates(text)
 
 
+def json_container(value: dict[Any, Any] | list[Any]) -> str:
+    """json_literal(value) of a dict or a list (exactly those types)."""
+    text = _compact_literal(value)
+    return text if text.isascii() or not _SURROGATE.search(text) else _escape_surrogates(text)
+
+
+# A double's JSON text, for the doubles printed so far (finite ones: NaN is never found
+# again). Rows repeat the same scores and hours; printing a double takes a few calls and,
+# with a fraction, float.__repr__'s shortest round trip. Bounded: emptied when full, so a
+# stream of ever new doubles costs one lookup more. 0.0 and -0.0 share an entry: both print 0.
+FLOAT_TEXTS: dict[float, str] = {}
+MAX_FLOAT_TEXTS = 4096
+
+
+def float_json(value: float) -> str:
+    """json_literal(value) of a double, kept in FLOAT_TEXTS."""
+    text = json_literal(value)
+    if value - value == 0:
+        if len(FLOAT_TEXTS) >= MAX_FLOAT_TEXTS:
+            FLOAT_TEXTS.clear()
+        FLOAT_TEXTS[value] = text
+    return text
+
+
 def _member(value: Any) -> str:
     """An array item or object value, as json_literal prints it (before the surrogate check)."""
     kind = type(value)
@@ -243,8 +267,8 @@ def _compact_literal(value: dict[Any, Any] | list[Any]) -> str:
                 append(_encode_json_string(item))
             elif kind is int:
                 append(str(item))
-            elif kind is float and item.is_integer() and -1e21 < item < 1e21:
-                append(str(int(item)))
+            elif kind is float:
+                append(FLOAT_TEXTS.get(item) or float_json(item))
             else:
                 append(_member(item))
             append(",")
@@ -252,15 +276,16 @@ def _compact_literal(value: dict[Any, Any] | list[Any]) -> str:
         return "[" + "".join(parts)
     if not value:
         return "{}"
+    key_text = _KEY_TEXTS.get  # holds str keys only: no other key is found there
     for key, item in value.items():
-        append((_KEY_TEXTS.get(key) if type(key) is str else None) or _key_text(key))
+        append(key_text(key) or _key_text(key))
         kind = type(item)
         if kind is str:
             append(_encode_json_string(item))
         elif kind is int:
             append(str(item))
-        elif kind is float and item.is_integer() and -1e21 < item < 1e21:
-            append(str(int(item)))
+        elif kind is float:
+            append(FLOAT_TEXTS.get(item) or float_json(item))
         else:
             append(_member(item))
         append(",")

@@ -1,11 +1,12 @@
 """Native programs: template text never becomes Python source, and they print what the closures print.
 
 The generator may write only its own constructs; every name, literal and text
-from a template goes into the constants table K. The fuzz test below builds
-templates out of hostile text (quotes, backslashes, newlines, Python code,
-the generator's own identifiers) and checks the generated source token by
-token: no string literal at all, no name the generator did not write, no
-number but K's indexes and its own few.
+from a template goes into the constants table (``_K<i>``). The fuzz test below
+builds templates out of hostile text (quotes, backslashes, newlines, Python
+code, the generator's own identifiers) and checks the generated source token
+by token: no string literal but f-strings of names alone, no name the
+generator did not write (a ``_K<i>`` only for an entry of the table), no
+number but its own few.
 """
 
 from __future__ import annotations
@@ -25,20 +26,21 @@ from hub_stream.templating.codegen import RUNTIME, Unsupported, generate
 from hub_stream.templating.parser import parse
 
 HOSTILE = [
-    "x", "a b", "__import__('os').system('id')", "K", "K[0]", "_c0", "U", "_esc", "exec", "eval", "render",
+    "x", "a b", "__import__('os').system('id')", "K", "K[0]", "_K0", "_K99999", "_c0", "U", "_esc", "exec", "eval", "render",
     '"', "'", '"""', "\\", "\\n", "\n", "#", ")", "(", "{", "}", ";", "lambda: 0", "import os", "é", "𝄞",
     "\x00", "\u2028", "1e9", "0x1f", "class", "def", "return", "_v1", "_s2", "__class__", "None", "True",
 ]  # fmt: skip
 NET_CALLS = ["String.Append", "String.Contains", "Math.Add", "[String.Replace]", "String.Join", "Regex.IsMatch"]
 GENERATED_NAME = re.compile(r"_(?:v|s|c|d|k|m|i|key|p)\d+")
 OWN_NAMES = {
-    "get", "append", "isprintable", "is_integer", "K", "render", "_n", "_next", "_cap", "_deadline", "_data", "_esc",
+    "get", "append", "isprintable", "is_integer", "render", "_n", "_next", "_cap", "_deadline", "_data", "_esc",
     "_c0", "_d0", "_json", "_err", "_out", "_rest", "_uses", "keys", "isdisjoint",
     "data", "helpers", "partials", "escape", "max_output", "time_limit", *RUNTIME,
     "render_envelope", "_envelope", "_root_key", "_data_name", "_bound_esc", "_bound_json", "_rest_envelope",
 }  # fmt: skip
-FSTRING_FIELD = re.compile(r"\{(?:(\w+)|K\[(\d+)\])\}")
-FSTRING = re.compile(r"f'(?:\{(?:\w+|K\[\d+\])\})+'")
+FSTRING_FIELD = re.compile(r"\{(\w+)\}")
+FSTRING = re.compile(r"f'(?:\{\w+\})+'")
+CONSTANT = re.compile(r"_K(\d+)")
 OWN_NUMBERS = {"0", "1", "255"}
 
 
@@ -112,36 +114,28 @@ def _template(rng: random.Random, depth: int = 0, params: list[str] | None = Non
     return "".join(out)
 
 
-def _check_name(name: str) -> None:
+def _check_name(name: str, constants: list[Any]) -> None:
+    constant = CONSTANT.fullmatch(name)
+    if constant:
+        assert int(constant.group(1)) < len(constants), name
+        return
     ok = keyword.iskeyword(name) or name in OWN_NAMES or GENERATED_NAME.fullmatch(name)
     assert ok, f"a name the generator did not write: {name!r}"
 
 
-def _check_index(index: str, constants: list[Any]) -> None:
-    assert int(index) < len(constants), index
-
-
 def _check_source(source: str, constants: list[Any]) -> None:
-    previous: list[str] = []
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if tok.type == tokenize.STRING:
-            # The only string the generator writes: an f-string of fields alone, f'{_s1}{K[3]}'.
-            fields = FSTRING.fullmatch(tok.string)
-            assert fields, f"a string literal in generated code: {tok.string!r}"
-            for name, index in FSTRING_FIELD.findall(tok.string):
-                _check_name(name) if name else _check_index(index, constants)
-            continue
+            # The only string the generator writes: an f-string of names alone, f'{_s1}{_K3}'.
+            assert FSTRING.fullmatch(tok.string), f"a string literal in generated code: {tok.string!r}"
+            for name in FSTRING_FIELD.findall(tok.string):
+                _check_name(name, constants)
         if getattr(tokenize, "FSTRING_MIDDLE", None) == tok.type:  # Python 3.12+: the text of an f-string
             raise AssertionError(f"text in a generated f-string: {tok.string!r}")
         if tok.type == tokenize.NAME:
-            _check_name(tok.string)
+            _check_name(tok.string, constants)
         if tok.type == tokenize.NUMBER:
-            index = previous[-2:] == ["K", "["]
-            assert index or tok.string in OWN_NUMBERS, tok.string
-            if index:
-                _check_index(tok.string, constants)
-        if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT):
-            previous.append(tok.string)
+            assert tok.string in OWN_NUMBERS, tok.string
 
 
 def test_template_text_enters_generated_code_only_through_the_constants() -> None:
@@ -186,11 +180,11 @@ LANGUAGE = [
 def test_native_prints_what_the_closures_print(source: str, escape: str) -> None:
     template = compile_template(source)
     assert template._native is not None, "expected a native program"
-    data = {"event": {"X": "ev\"ent"}}
-    for context in CONTEXTS:
-        native = _outcome(lambda: template.render(context, data=data, escape=escape))  # noqa: B023 - called at once
-        closures = _outcome(lambda: template._render_general(context, data, None, None, template_escape(escape), 1 << 20, 1.0))  # noqa: B023
-        assert native == closures, (source, context)
+    for data in [{"event": {"X": "ev\"ent"}}, {"root": {"a": "data's root"}, "event": None}, None]:  # a root in the data is @root
+        for context in CONTEXTS:
+            native = _outcome(lambda: template.render(context, data=data, escape=escape))  # noqa: B023 - called at once
+            closures = _outcome(lambda: template._render_general(context, data, None, None, template_escape(escape), 1 << 20, 1.0))  # noqa: B023
+            assert native == closures, (source, context, data)
 
 
 def template_escape(name: str) -> Any:
@@ -269,15 +263,15 @@ def test_native_prints_what_the_closures_print_on_the_spec_suite() -> None:
 
 def test_the_source_check_refuses_text_in_an_f_string() -> None:
     """The checker accepts the generator's f-strings of fields only: text or an unknown name in one fails."""
-    _check_source("_s1 = f'{K[0]}{_s2}'\n", ["x"])
-    for source in ["_s1 = f'{K[0]}x{_s2}'\n", "_s1 = f'{os}'\n", "_s1 = f'{K[3]}'\n", "_s1 = 'x'\n"]:
+    _check_source("_s1 = f'{_K0}{_s2}'\n", ["x"])
+    for source in ["_s1 = f'{_K0}x{_s2}'\n", "_s1 = f'{os}'\n", "_s1 = f'{_K3}'\n", "_s1 = 'x'\n", "_s1 = K[0]\n", "_s1 = _K1\n"]:
         with pytest.raises(AssertionError):
             _check_source(source, ["x"])
 
 
 def test_doubles_print_the_same_from_the_table_of_printed_doubles() -> None:
     """{{json x}} of a double: the first render prints it, later ones take its text from a table; both as the closures."""
-    from hub_stream.templating import native_runtime
+    from hub_stream.templating import values
 
     template = compile_template('{"a": {{json a}}, "b": [{{#each xs}}{{json this}}{{#unless @last}},{{/unless}}{{/each}}]}')
     assert template._native is not None
@@ -288,12 +282,12 @@ def test_doubles_print_the_same_from_the_table_of_printed_doubles() -> None:
             closures = template._render_general(context, None, None, None, template_escape("json"), 1 << 20, 1.0)
             assert template.render(context, escape="json") == closures, context
     assert template.render({"a": -0.0, "xs": [0.0]}, escape="json") == '{"a": 0, "b": [0]}'
-    native_runtime.FLOAT_TEXTS.clear()
-    many = [i + 0.25 for i in range(native_runtime.MAX_FLOAT_TEXTS + 10)]  # more than the table holds: it starts again
+    values.FLOAT_TEXTS.clear()
+    many = [i + 0.25 for i in range(values.MAX_FLOAT_TEXTS + 10)]  # more than the table holds: it starts again
     text = template.render({"a": 1.0, "xs": many}, escape="json")
     assert json.loads(text)["b"] == many
     assert text == template._render_general({"a": 1.0, "xs": many}, None, None, None, template_escape("json"), 1 << 20, 1.0)
-    assert len(native_runtime.FLOAT_TEXTS) <= native_runtime.MAX_FLOAT_TEXTS
+    assert len(values.FLOAT_TEXTS) <= values.MAX_FLOAT_TEXTS
 
 
 def test_render_is_a_function_with_the_documented_signature() -> None:
