@@ -122,4 +122,5 @@ RUNTIME: dict[str, Any] = {
     "int": int,
     "repr": repr,
     "float": float,
+    "bool": bool,
 }

@@ -31,7 +31,7 @@ HOSTILE = [
     "\x00", "\u2028", "1e9", "0x1f", "class", "def", "return", "_v1", "_s2", "__class__", "None", "True",
 ]  # fmt: skip
 NET_CALLS = ["String.Append", "String.Contains", "Math.Add", "[String.Replace]", "String.Join", "Regex.IsMatch"]
-GENERATED_NAME = re.compile(r"_(?:v|s|c|d|k|m|i|key|p)\d+")
+GENERATED_NAME = re.compile(r"_(?:v|s|c|d|k|m|i|key|p|t)\d+")
 OWN_NAMES = {
     "get", "append", "isprintable", "is_integer", "render", "_n", "_next", "_cap", "_deadline", "_data", "_esc",
     "_c0", "_d0", "_json", "_err", "_out", "_rest", "_uses", "keys", "isdisjoint",
