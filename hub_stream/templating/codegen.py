@@ -85,6 +85,7 @@ class _Generator:
         self.tail = (1, 1)  # the root program's last mustache: the exit's clock check reports there
         self.uses_data = False  # reads @ names from the data
         self.loops = False  # has an #each loop
+        self.pending = 0  # values of the block just generated that its parent program counts (program)
 
     def const(self, value: Any) -> str:
         self.constants.append(value)
@@ -330,14 +331,18 @@ class _Generator:
         self.emit(f"_n += {' + '.join(f'len({t})' for t in texts)}")
         self.emit(f"if _n > _next: _next = _grew(_n, _cap, _deadline, {self.const(line)}, {self.const(column)})")
 
-    def program(self, nodes: list[Node] | None, scope: _Scope, top: bool = False) -> str:
+    def program(self, nodes: list[Node] | None, scope: _Scope, top: bool = False, defer: bool = False) -> str:
         """Statements that leave the program's text in a variable; returns its name.
 
         The root program (``top``) leaves its last mustaches to the render's
-        exit, which measures the whole text (ENTRY/EXIT).
+        exit, which measures the whole text (ENTRY/EXIT). A program that may
+        ``defer`` (a branch of an if/unless outside loops) leaves its mustaches,
+        when it has no other count, to the count of the program around it:
+        ``self.pending`` says how many values they are.
         """
         pieces: list[str] = []
-        uncounted: list[str] = []
+        uncounted: list[str] = []  # pieces whose text is not counted yet
+        weight = 0  # the values they hold
         text_length = 0
         counted = False  # the pieces hold text counted already (a block's, an earlier group's)
         where = (1, 1)
@@ -345,33 +350,43 @@ class _Generator:
             if isinstance(node, Text):
                 pieces.append(self.const(node.value))
                 text_length += len(node.value)
-            elif isinstance(node, Mustache):
-                piece = self.mustache(node, scope)
-                pieces.append(piece)
-                uncounted.append(piece)
-                where = (node.line, node.column)
-                if len(uncounted) >= COUNT_EVERY:
-                    self.count(uncounted, *where)
-                    uncounted = []
-                    counted = True
+                continue
+            if isinstance(node, Mustache):
+                piece, values = self.mustache(node, scope), 1
             elif isinstance(node, Block):
-                pieces.append(self.block(node, scope))
-                counted = True
+                piece, values = self.block(node, scope), self.pending
+                self.pending = 0
             else:
                 raise Unsupported
+            pieces.append(piece)
+            if not values:  # a block that counted its own text
+                counted = True
+                continue
+            if weight + values > COUNT_EVERY:
+                self.count(uncounted, *where)
+                uncounted, weight, counted = [], 0, True
+            uncounted.append(piece)
+            weight += values
+            where = (node.line, node.column)
         if top:
             self.tail = where
             uncounted = []
+        if defer and not counted and not scope.frames:  # left to the caller's count
+            self.pending = weight
+            return self.joined_piece(pieces)
         if len(pieces) > 1 and uncounted and not counted:
-            # texts and at most COUNT_EVERY mustaches: counted as the text they join into
+            # texts and at most COUNT_EVERY values: counted as the text they join into
             # (outside loops that adds the template's own text, which is bounded by the template)
-            out = self.var("s")
-            self.emit(f"{out} = {self.joined(pieces)}")
+            out = self.joined_piece(pieces)
             self.count([out], *where)
             return out
         self.count(uncounted, *where)
         if text_length and scope.frames:  # outside loops, texts are bounded by the template (the caller checks the total)
             self.emit(f"_n += {self.const(text_length)}")
+        return self.joined_piece(pieces)
+
+    def joined_piece(self, pieces: list[str]) -> str:
+        """A name for the concatenation of ``pieces``."""
         if not pieces:
             return self.const("")
         if len(pieces) == 1:
@@ -431,12 +446,15 @@ class _Generator:
         return f"({value} is True or ({value} is not False and ({value} if type({value}) is str else {rest})))"
 
     def conditional(self, node: Block, scope: _Scope, out: str) -> None:
+        """An if/unless block; outside loops its branches' values are counted with the text around it."""
         self.emit(f"if {self.condition(node, scope)}:")
         with self.region():
-            self.emit(f"{out} = {self.program(node.program, scope)}")
+            self.emit(f"{out} = {self.program(node.program, scope, defer=True)}")
+        pending, self.pending = self.pending, 0
         self.emit("else:")
         with self.region():
-            self.emit(f"{out} = {self.program(node.inverse, scope)}")
+            self.emit(f"{out} = {self.program(node.inverse, scope, defer=True)}")
+        self.pending = max(pending, self.pending)
 
     def link(self, node: Block, scope: _Scope, out: str) -> None:
         """One link of a chain: when it applies, its text goes to ``out`` and the chain ends (break)."""

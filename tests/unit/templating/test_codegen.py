@@ -337,3 +337,15 @@ def test_a_renderer_hands_what_its_program_does_not_take_to_the_closures() -> No
     assert template.renderer("D", "root")({"D": {"a": 1}, "a": 2}) == template.render({"a": 1}, data={"root": {"a": 2}}, escape="json")
     with pytest.raises(ValueError, match="escape must be one of"):
         template.renderer("D", "event", "xml")
+
+
+def test_the_cap_holds_when_if_blocks_leave_their_values_to_the_text_around_them() -> None:
+    """Outside loops an if's branches are counted with the text around it: over the cap, the closures say where."""
+    source = "a{{s}}{{#if t}}{{s}}{{#unless f}}{{s}}{{s}}{{/unless}}{{else}}-{{/if}}" + "{{#if t}}\n{{s}}{{/if}}" * 12 + "{{s}}z"
+    template = compile_template(source)
+    assert template._native is not None
+    for cap in [0, 5, 99, 100, 101, 250, 399, 1000, 1500, 1600, 1713, 1714, 1715, 5000]:
+        context = {"s": "x" * 100, "t": True, "f": False}
+        native = _outcome(lambda: template.render(context, max_output=cap))  # noqa: B023 - called at once
+        closures = _outcome(lambda: template._render_general(context, None, None, None, template_escape("html"), cap, 1.0))  # noqa: B023
+        assert native == closures, cap
