@@ -148,11 +148,14 @@ class _Generator:
         out = self.var("v")
         key = self.const(part)
         is_dict = self.dict_flags.get(value) or f"type({value}) is dict"
-        other = f"_gk({value}, {key})"
-        if part.isdigit() and part.isascii():  # an index: a list's item read inline
+        if part.isdigit() and part.isascii():  # an index: a list's item read inline (lists first)
             index = self.const(int(part))
-            other = f"({value}[{index}] if type({value}) is list and {index} < len({value}) else {other})"
-        self.emit(f"{out} = {value}.get({key}, U) if {is_dict} else {other}")
+            self.emit(
+                f"{out} = {value}[{index}] if type({value}) is list and {index} < len({value})"
+                f" else {value}.get({key}, U) if {is_dict} else _gk({value}, {key})"
+            )
+        else:
+            self.emit(f"{out} = {value}.get({key}, U) if {is_dict} else _gk({value}, {key})")
         self.known[seen] = out
         return out
 
@@ -438,12 +441,13 @@ class _Generator:
                 test = f"_t({value}, _t({self.expr(zero_expr, scope)}, False))"
         return test if name == "if" else f"not {test}"
 
-    @staticmethod
-    def truth(value: str, include_zero: bool) -> str:
-        """is_true(value, include_zero) as an expression: booleans, text and doubles without a call."""
+    def truth(self, value: str, include_zero: bool) -> str:
+        """is_true(value, include_zero) as an expression: booleans, text and doubles without a call
+        (and, past the booleans, one type() call)."""
+        kind = self.var("t")
         number = f"{value} == {value}" if include_zero else f"{value} != 0 and {value} == {value}"  # NaN is false
-        rest = f"(({number}) if type({value}) is float else _t({value}, {include_zero}))"
-        return f"({value} is True or ({value} is not False and ({value} if type({value}) is str else {rest})))"
+        rest = f"(({number}) if {kind} is float else _t({value}, {include_zero}))"
+        return f"({value} is True or ({value} is not False and ({value} if ({kind} := type({value})) is str else {rest})))"
 
     def conditional(self, node: Block, scope: _Scope, out: str) -> None:
         """An if/unless block; outside loops its branches' values are counted with the text around it."""
