@@ -159,7 +159,8 @@ def escape_json(text: str) -> str:
     """
     if not needs_json_escape(text):
         return text
-    return escape_json_unchecked(text)
+    escaped = _encode_json_string(text)[1:-1]
+    return escaped if escaped.isascii() or not _SURROGATE.search(escaped) else _escape_surrogates(escaped)
 
 
 def escape_json_unchecked(text: str) -> str:
