@@ -527,15 +527,21 @@ class NativeProgram:
     ``entry(rest)`` is the render function itself, with Template.render's
     signature: it takes the render when it can and hands it to ``rest``
     otherwise (same arguments, by keyword). ``envelope(...)`` is the same
-    program as a function of one argument (Template.renderer), when generated.
+    program as a function of one argument (Template.renderer), compiled on
+    its first use (most templates never need it: it doubles the code to compile).
     """
 
-    __slots__ = ("_namespace", "source", "uses")
+    __slots__ = ("_available", "_envelope", "_envelope_source", "_namespace", "source", "uses")
 
-    def __init__(self, namespace: dict[str, Any], source: str, uses: frozenset[str]) -> None:
+    def __init__(
+        self, namespace: dict[str, Any], source: str, uses: frozenset[str], envelope_source: str | None, available: dict[str, Any]
+    ) -> None:
         self._namespace = namespace
         self.source = source
         self.uses = uses
+        self._envelope_source = envelope_source
+        self._available = available if envelope_source is not None else None
+        self._envelope: CodeType | None = None
 
     def entry(self, rest: Callable[..., str]) -> Callable[..., str]:
         """The generated render function, handing what it does not take to ``rest``."""
@@ -548,13 +554,21 @@ class NativeProgram:
     ) -> Callable[[Any], str] | None:
         """``render(envelope.get(root_key), data={data_name: envelope}, escape=...)`` as one function
         of the envelope (ENVELOPE: no keyword arguments, no data dict unless the template reads @
-        names, no checks); it hands what it does not take to ``rest``. None when not generated."""
-        code = self._namespace.get("render_envelope")
-        if code is None:
-            return None
+        names, no checks); it hands what it does not take to ``rest``. None when there is none."""
+        if self._envelope is None:
+            if self._envelope_source is None or self._available is None:
+                return None
+            try:
+                namespace = _load(self._envelope_source, self._available)
+            except (SyntaxError, RecursionError, MemoryError):
+                self._envelope_source = None
+                return None
+            self._namespace.update((name, value) for name, value in namespace.items() if name not in self._namespace)
+            self._envelope = namespace["render_envelope"].__code__
+            self._envelope_source = self._available = None
         bound = {**self._namespace, "_root_key": root_key, "_data_name": data_name}
         bound.update(_bound_esc=escape, _bound_json=escape is RUNTIME["_ej"], _rest_envelope=rest)
-        render: Callable[[Any], str] = FunctionType(code.__code__, bound)
+        render: Callable[[Any], str] = FunctionType(self._envelope, bound)
         return render
 
 
@@ -608,8 +622,8 @@ EXIT = [
 MAX_ENVELOPE_SOURCE = 4 * 1024  # templates up to this size get the envelope function too (it doubles the code to compile)
 
 
-def generate(nodes: list[Node], envelope: bool = True) -> tuple[str, list[Any], frozenset[str]]:
-    """The Python source of a native program for ``nodes``, its constants and the names it uses; Unsupported if none."""
+def _generate(nodes: list[Node], envelope: bool) -> tuple[str, str | None, list[Any], frozenset[str]]:
+    """The sources of render and (with ``envelope``) render_envelope for ``nodes``, the constants and the names used."""
     gen = _Generator()
     gen.indent = 2
     text = gen.program(nodes, _Scope(["_c0"], [], {}), top=True)
@@ -623,13 +637,30 @@ def generate(nodes: list[Node], envelope: bool = True) -> tuple[str, list[Any], 
     if not gen.loops:
         clock = f"if _cap > _MAX_OUTPUT: {clock}\n    else: _deadline = _NEVER; _next = _cap"
     entry = [row.format(clock=clock) for row in ENTRY]
-    functions = [*entry, *gen.lines, *exit_, REST]
-    if envelope:
-        clock = "_deadline = _now() + _TIME_LIMIT; _next = _STEP" if gen.loops else "_deadline = _NEVER; _next = _cap"
-        head = [row.format(clock=clock) for row in ENVELOPE]
-        head.insert(2, ENVELOPE_DATA if gen.uses_data else ENVELOPE_NO_DATA)
-        functions += [*head, *gen.lines, *exit_, ENVELOPE_REST]
-    return "\n".join(functions) + "\n", gen.constants, frozenset(gen.uses)
+    render = "\n".join([*entry, *gen.lines, *exit_, REST]) + "\n"
+    if not envelope:
+        return render, None, gen.constants, frozenset(gen.uses)
+    clock = "_deadline = _now() + _TIME_LIMIT; _next = _STEP" if gen.loops else "_deadline = _NEVER; _next = _cap"
+    head = [row.format(clock=clock) for row in ENVELOPE]
+    head.insert(2, ENVELOPE_DATA if gen.uses_data else ENVELOPE_NO_DATA)
+    return render, "\n".join([*head, *gen.lines, *exit_, ENVELOPE_REST]) + "\n", gen.constants, frozenset(gen.uses)
+
+
+def generate(nodes: list[Node], envelope: bool = True) -> tuple[str, list[Any], frozenset[str]]:
+    """The Python source of a native program for ``nodes`` (both functions), its constants and the names it uses; Unsupported if none."""
+    render, envelope_source, constants, uses = _generate(nodes, envelope)
+    return render + (envelope_source or ""), constants, uses
+
+
+def _load(source: str, available: dict[str, Any]) -> dict[str, Any]:
+    """Compile generated ``source`` and run it; the functions' globals are the names they read
+    from ``available`` and no other (a small dict: a render reads it often)."""
+    code = compile(source, "<template>", "exec")
+    functions = [code, *(function for function in code.co_consts if isinstance(function, CodeType))]
+    names = {name for function in functions for name in function.co_names}
+    namespace: dict[str, Any] = {"__builtins__": {}, **{name: available[name] for name in sorted(names) if name in available}}
+    exec(code, namespace)  # noqa: S102 - generated by this module alone; template text only in the _K<i>
+    return namespace
 
 
 def compile_native(nodes: list[Node], source_length: int = 0) -> NativeProgram | None:
@@ -642,14 +673,9 @@ def compile_native(nodes: list[Node], source_length: int = 0) -> NativeProgram |
     if source_length > MAX_SOURCE:
         return None
     try:
-        source, constants, uses = generate(nodes, envelope=source_length <= MAX_ENVELOPE_SOURCE)
-        code = compile(source, "<template>", "exec")
+        render, envelope, constants, uses = _generate(nodes, source_length <= MAX_ENVELOPE_SOURCE)
+        available = {"_uses": uses, **RUNTIME, **{f"_K{i}": value for i, value in enumerate(constants)}}
+        namespace = _load(render, available)
     except (Unsupported, SyntaxError, RecursionError, MemoryError):
         return None
-    # The functions' globals: the names they read and no other (a small dict: a render reads it often).
-    available = {"_uses": uses, **RUNTIME, **{f"_K{i}": value for i, value in enumerate(constants)}}
-    functions = [code, *(function for function in code.co_consts if isinstance(function, CodeType))]
-    names = {name for function in functions for name in function.co_names}
-    namespace: dict[str, Any] = {"__builtins__": {}, **{name: available[name] for name in sorted(names) if name in available}}
-    exec(code, namespace)  # noqa: S102 - generated by this module alone; template text only in the _K<i>
-    return NativeProgram(namespace, source, uses)
+    return NativeProgram(namespace, render, uses, envelope, available)
