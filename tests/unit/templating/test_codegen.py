@@ -349,3 +349,14 @@ def test_the_cap_holds_when_if_blocks_leave_their_values_to_the_text_around_them
         native = _outcome(lambda: template.render(context, max_output=cap))  # noqa: B023 - called at once
         closures = _outcome(lambda: template._render_general(context, None, None, None, template_escape("html"), cap, 1.0))  # noqa: B023
         assert native == closures, cap
+
+
+def test_a_template_over_the_envelope_size_renders_rows_through_render() -> None:
+    from hub_stream.templating.codegen import MAX_ENVELOPE_SOURCE
+
+    source = "{{#if a}}{{a}}{{/if}}" + "x" * MAX_ENVELOPE_SOURCE
+    template = compile_template(source)
+    assert template._native is not None
+    render_event = template.renderer("D", "event")
+    assert render_event.__name__ != "render_envelope"
+    assert render_event({"D": {"a": 'q"'}}) == template.render({"a": 'q"'}, data={"event": {}}, escape="json") == 'q\\"' + "x" * MAX_ENVELOPE_SOURCE
