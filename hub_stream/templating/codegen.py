@@ -316,7 +316,7 @@ class _Generator:
         self.emit(f"elif {kind} is bool:")
         self.emit(f"    {out} = _TRUE if {value} else _FALSE")
         self.emit(f"elif {kind} is dict or {kind} is list:")
-        self.emit(f"    {out} = _jo({value})")
+        self.emit(f"    {out} = _jc({value}, True)")  # json_literal's own printer for these
         self.emit("else:")
         self.emit(f"    {out} = _jl({value})")
 

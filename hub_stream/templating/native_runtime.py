@@ -18,6 +18,7 @@ from hub_stream.templating.runtime import DEFAULT_MAX_OUTPUT, DEFAULT_TIME_LIMIT
 from hub_stream.templating.values import (
     FLOAT_TEXTS,
     UNDEFINED,
+    _compact_literal,
     escape_html,
     escape_json,
     escape_json_unchecked,
@@ -25,7 +26,6 @@ from hub_stream.templating.values import (
     get_key,
     is_empty,
     js_string,
-    json_container,
     json_literal,
     print_escaped,
 )
@@ -90,7 +90,7 @@ RUNTIME: dict[str, Any] = {
     "_pe": print_escaped,
     "_js": js_string,
     "_jl": json_literal,
-    "_jo": json_container,
+    "_jc": _compact_literal,  # {{json}} of an object or array: _jc(value, True) is json_literal(value)
     "_ej": escape_json,  # the JSON escape: its check runs inline (_QUOTE, _BSLASH, isprintable)
     "_ejx": escape_json_unchecked,  # and what remains of it
     "_QUOTE": '"',

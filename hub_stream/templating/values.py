@@ -201,12 +201,6 @@ def json_literal(value: Any) -> str:
     return text if text.isascii() or not _SURROGATE.search(text) else _escape_surrogates(text)
 
 
-def json_container(value: dict[Any, Any] | list[Any]) -> str:
-    """json_literal(value) of a dict or a list (exactly those types)."""
-    text = _compact_literal(value)
-    return text if text.isascii() or not _SURROGATE.search(text) else _escape_surrogates(text)
-
-
 # A double's JSON text, for the doubles printed so far (finite ones: NaN is never found
 # again). Rows repeat the same scores and hours; printing a double takes a few calls and,
 # with a fraction, float.__repr__'s shortest round trip. Bounded: emptied when full, so a
@@ -253,10 +247,11 @@ def _key_text(key: Any) -> str:
     return text
 
 
-def _compact_literal(value: dict[Any, Any] | list[Any]) -> str:
+def _compact_literal(value: dict[Any, Any] | list[Any], whole: bool = False) -> str:
     """An object or array as compact JSON, built directly: a row's small objects print faster so than
     through _plain and the encoder. Scalars are printed in the loop (a call per member costs more
-    than the printing), keys' texts come from _KEY_TEXTS."""
+    than the printing), keys' texts come from _KEY_TEXTS. ``whole``: the literal a caller prints
+    (json_literal's surrogate check made here, not on each member)."""
     parts: list[str] = []
     append = parts.append
     if type(value) is list:
@@ -274,7 +269,8 @@ def _compact_literal(value: dict[Any, Any] | list[Any]) -> str:
                 append(_member(item))
             append(",")
         parts[-1] = "]"
-        return "[" + "".join(parts)
+        text = "[" + "".join(parts)
+        return text if not whole or text.isascii() or not _SURROGATE.search(text) else _escape_surrogates(text)
     if not value:
         return "{}"
     key_text = _KEY_TEXTS.get  # holds str keys only: no other key is found there
@@ -291,7 +287,8 @@ def _compact_literal(value: dict[Any, Any] | list[Any]) -> str:
             append(_member(item))
         append(",")
     parts[-1] = "}"
-    return "{" + "".join(parts)
+    text = "{" + "".join(parts)
+    return text if not whole or text.isascii() or not _SURROGATE.search(text) else _escape_surrogates(text)
 
 
 def _plain(value: Any) -> Any:

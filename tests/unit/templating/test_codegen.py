@@ -360,3 +360,13 @@ def test_a_template_over_the_envelope_size_renders_rows_through_render() -> None
     render_event = template.renderer("D", "event")
     assert render_event.__name__ != "render_envelope"
     assert render_event({"D": {"a": 'q"'}}) == template.render({"a": 'q"'}, data={"event": {}}, escape="json") == 'q\\"' + "x" * MAX_ENVELOPE_SOURCE
+
+
+def test_json_of_objects_and_arrays_escapes_lone_surrogates_as_the_closures_do() -> None:
+    template = compile_template("{{json o}}|{{json xs}}|{{#each xs}}{{json this}}{{/each}}")
+    assert template._native is not None
+    context = {"o": {"k\ud800": ["\udfff", 1.5, {"n": None}]}, "xs": [{"a": "\ud83d"}, ["x", "\ud800y"]]}
+    native = template.render(context, escape="json")
+    assert native == template._render_general(context, None, None, None, template_escape("json"), 1 << 20, 1.0)
+    assert "\\ud800" in native and "\\udfff" in native and "\\ud83d" in native
+    native.encode("utf-8")  # no lone surrogate left in the text
