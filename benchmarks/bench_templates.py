@@ -8,7 +8,9 @@ fields; #each with @index/@last and json; #if/else if/else chains; #with and
 ../; subexpressions and hash arguments; a category map with three entries) it
 prints renders/s of our engine, of pybars3 and of a hand-written Python
 function that prints the same text (checked on every event before timing),
-and the ratios. Then rows/s of the full row path (route + render + check +
+and the ratios. Ours renders a single template by ``Template.render``, the
+category map by ``payload.route`` and ``RouteEntry.render``, what
+``render_row`` does before it checks the row. Then rows/s of the full row path (route + render + check +
 compact) beside a hand-written one, as before. Every round measures all of
 them in turn over the same events, so load from other work on the machine
 falls on all alike, and starts each case with another of the three (the one

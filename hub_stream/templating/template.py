@@ -117,7 +117,7 @@ class Template:
             return general(envelope.get(root_key), data={data_name: envelope}, escape=escape)
 
         native = self._native
-        if native is not None and data_name != "root":  # @root is the root: render's data may not name it
+        if native is not None and data_name != "root":  # the envelope function's @root is the root, never its data
             bound = native.envelope(root_key, data_name, ESCAPES[escape], rest)
             if bound is not None:
                 return bound
