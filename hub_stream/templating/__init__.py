@@ -2,8 +2,9 @@
 
 Public API (the sync and the CRUD validation build on it):
 ``compile_template(source) -> Template``; ``Template.render(context, *, data=None,
-helpers=None, partials=None, escape="html")``; and the LbApiPayloadTemplate layer
-``parse_payload_template`` → ``PayloadTemplate.route`` / ``.render_row``.
+helpers=None, partials=None, escape="html")``; ``Template.renderer(root_key, data_name,
+escape)`` (a render function of one envelope, for rows); and the LbApiPayloadTemplate
+layer ``parse_payload_template`` → ``PayloadTemplate.route`` / ``.render_row``.
 """
 
 from hub_stream.templating.errors import TemplateError, TemplateRenderError, TemplateSyntaxError

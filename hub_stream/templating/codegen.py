@@ -2,12 +2,14 @@
 
 The rule (ARCHITECTURE.md "Templates"): template text never becomes Python
 source. The generator writes only its own fixed constructs; every name,
-literal and text that comes from a template enters as ``K[i]``, an entry of
-a table of constants, and the generated identifiers are its own counters
-(``_v12``, ``_c3``). ``tests/unit/templating/test_codegen.py`` fuzzes template
-text against exactly that: no string literal and no name in the generated
-source that the generator did not write itself. The function runs with no
-builtins but the few handed to it (native_runtime.RUNTIME).
+literal and text that comes from a template enters as ``_K<i>``, entry i of
+a table of constants (bound as a global name of the function: one lookup
+where ``K[i]`` took three), and the generated identifiers are its own
+counters (``_v12``, ``_c3``). ``tests/unit/templating/test_codegen.py``
+fuzzes template text against exactly that: no string literal but the
+generator's f-strings of names alone, and no name in the generated source
+that the generator did not write itself. The function runs with no builtins
+but the few handed to it (native_runtime.RUNTIME).
 
 Covered: text, path mustaches (``{{a.b}}``, ``{{{x}}}``, ``this``, ``../``,
 ``@index @key @first @last @root @event…``, block parameters), ``json`` and
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import CodeType, FunctionType
 from typing import Any
 
 from hub_stream.templating.compiler import is_true
@@ -51,6 +54,7 @@ __all__ = ["RUNTIME", "Fallback", "NativeProgram", "Unsupported", "compile_nativ
 
 MAX_CONSTANTS = 4096
 MAX_SOURCE = 32 * 1024
+MAX_FORMAT = 64  # pieces joined by one f-string; more by str.join
 COUNT_EVERY = 8  # mustaches whose output is counted together (so at most this many values past the cap)
 
 
@@ -78,12 +82,16 @@ class _Generator:
         self.ints: set[str] = set()  # variables that always hold an int (@index)
         self.dict_flags: dict[str, str] = {"_c0": "_d0"}  # context variable -> whether it holds a dict
         self.where = (1, 1)  # the tag being generated: a helper's error is reported there
+        self.tail = (1, 1)  # the root program's last mustache: the exit's clock check reports there
+        self.uses_data = False  # reads @ names from the data
+        self.loops = False  # has an #each loop
+        self.pending = 0  # values of the block just generated that its parent program counts (program)
 
     def const(self, value: Any) -> str:
         self.constants.append(value)
         if len(self.constants) > MAX_CONSTANTS:
             raise Unsupported
-        return f"K[{len(self.constants) - 1}]"
+        return f"_K{len(self.constants) - 1}"
 
     def var(self, kind: str) -> str:
         self.counter += 1
@@ -140,7 +148,14 @@ class _Generator:
         out = self.var("v")
         key = self.const(part)
         is_dict = self.dict_flags.get(value) or f"type({value}) is dict"
-        self.emit(f"{out} = {value}.get({key}, U) if {is_dict} else _gk({value}, {key})")
+        if part.isdigit() and part.isascii():  # an index: a list's item read inline (lists first)
+            index = self.const(int(part))
+            self.emit(
+                f"{out} = {value}[{index}] if type({value}) is list and {index} < len({value})"
+                f" else {value}.get({key}, U) if {is_dict} else _gk({value}, {key})"
+            )
+        else:
+            self.emit(f"{out} = {value}.get({key}, U) if {is_dict} else _gk({value}, {key})")
         self.known[seen] = out
         return out
 
@@ -156,7 +171,12 @@ class _Generator:
         if head == "partial-block":
             raise Unsupported
         if head == "root" and start >= 1:  # the top frame's @root, below any #each frame (they have no root)
-            return self.walk("_c0", rest)
+            value = self.known.get(("@top", head))
+            if value is None:  # the root, unless the data given names one
+                value = self.var("v")
+                self.emit(f"{value} = _data[_ROOT] if _data is not None and _ROOT in _data else _c0")
+                self.known["@top", head] = value
+            return self.walk(value, rest)
         for frame in reversed(frames[: start + 1]):
             if isinstance(frame, dict):
                 if head in frame:
@@ -167,6 +187,7 @@ class _Generator:
             if value is None:
                 value = self.var("v")
                 name = self.const(head)
+                self.uses_data = True
                 self.emit(f"{value} = _data.get({name}, U) if _data is not None else U")
                 if frame == "top":
                     self.emit(f"if {value} is U: {value} = _top(_data, _c0, {name})")
@@ -260,8 +281,8 @@ class _Generator:
         if escaped:
             self.emit(f"    if _json and _QUOTE not in {value} and _BSLASH not in {value} and {value}.isprintable():")
             self.emit(f"        {out} = {value}")
-            self.emit("    else:")
-            self.emit(f"        {out} = _esc({value})")
+            self.emit("    else:")  # the JSON escape's check is made: what remains of it
+            self.emit(f"        {out} = _ejx({value}) if _json else _esc({value})")
         else:
             self.emit(f"    {out} = {value}")
         self.emit(f"elif type({value}) is int:")
@@ -270,23 +291,41 @@ class _Generator:
         self.emit(f"    {out} = _pe({value}, _esc)" if escaped else f"    {out} = _js({value})")
 
     def json_text(self, out: str, value: str) -> None:
-        """``{{json value}}``: numbers and booleans inline, as json_literal prints them; the rest by it."""
+        """``{{json value}}``: numbers, booleans and plain text inline, as json_literal prints them; the rest by it.
+
+        A double's text comes from a table of the doubles printed before (rows repeat
+        the same scores and hours): one dict lookup, where printing one takes a few
+        calls and, with a fraction, float.__repr__'s shortest round trip.
+        """
         if value in self.ints:
             self.emit(f"{out} = str({value})")
             return
-        self.emit(f"if type({value}) is float and {value} - {value} == 0:")
-        self.emit(f"    if not {value}.is_integer() or not -_BIG < {value} < _BIG:")
-        self.emit(f"        {out} = repr({value})")
+        kind = self.var("t")
+        self.emit(f"{kind} = type({value})")
+        self.emit(f"if {kind} is float:")  # a double's text, printed once (values.FLOAT_TEXTS)
+        self.emit(f"    {out} = _FT.get({value})")
+        self.emit(f"    if {out} is None:")
+        self.emit(f"        {out} = _ft({value})")
+        self.emit(f"elif {kind} is str:")
+        self.emit(f"    if _QUOTE not in {value} and _BSLASH not in {value} and {value}.isprintable():")
+        self.emit(f"        {out} = {self.joined(['_QUOTE', value, '_QUOTE'])}")
         self.emit("    else:")
-        self.emit(f"        {out} = str(int({value}))")
-        self.emit(f"elif type({value}) is int:")
+        self.emit(f"        {out} = _jl({value})")
+        self.emit(f"elif {kind} is int:")
         self.emit(f"    {out} = str({value})")
-        self.emit(f"elif {value} is True:")
-        self.emit(f"    {out} = _TRUE")
-        self.emit(f"elif {value} is False:")
-        self.emit(f"    {out} = _FALSE")
+        self.emit(f"elif {kind} is bool:")
+        self.emit(f"    {out} = _TRUE if {value} else _FALSE")
+        self.emit(f"elif {kind} is dict or {kind} is list:")
+        self.emit(f"    {out} = _jc({value}, True)")  # json_literal's own printer for these
         self.emit("else:")
         self.emit(f"    {out} = _jl({value})")
+
+    @staticmethod
+    def joined(pieces: list[str]) -> str:
+        """An expression for the concatenation of ``pieces`` (names, constants among them): one f-string, built in one step."""
+        if len(pieces) > MAX_FORMAT:
+            return "_join((" + ", ".join(pieces) + "))"
+        return "f'" + "".join("{" + piece + "}" for piece in pieces) + "'"
 
     def count(self, texts: list[str], line: int, column: int) -> None:
         """Output is counted before it is joined; past each checkpoint, the cap and the clock."""
@@ -295,38 +334,68 @@ class _Generator:
         self.emit(f"_n += {' + '.join(f'len({t})' for t in texts)}")
         self.emit(f"if _n > _next: _next = _grew(_n, _cap, _deadline, {self.const(line)}, {self.const(column)})")
 
-    def program(self, nodes: list[Node] | None, scope: _Scope) -> str:
-        """Statements that leave the program's text in a variable; returns its name."""
+    def program(self, nodes: list[Node] | None, scope: _Scope, top: bool = False, defer: bool = False) -> str:
+        """Statements that leave the program's text in a variable; returns its name.
+
+        The root program (``top``) leaves its last mustaches to the render's
+        exit, which measures the whole text (ENTRY/EXIT). A program that may
+        ``defer`` (a branch of an if/unless outside loops) leaves its mustaches,
+        when it has no other count, to the count of the program around it:
+        ``self.pending`` says how many values they are.
+        """
         pieces: list[str] = []
-        uncounted: list[str] = []
+        uncounted: list[str] = []  # pieces whose text is not counted yet
+        weight = 0  # the values they hold
         text_length = 0
+        counted = False  # the pieces hold text counted already (a block's, an earlier group's)
         where = (1, 1)
         for node in nodes or []:
             if isinstance(node, Text):
                 pieces.append(self.const(node.value))
                 text_length += len(node.value)
-            elif isinstance(node, Mustache):
-                piece = self.mustache(node, scope)
-                pieces.append(piece)
-                uncounted.append(piece)
-                where = (node.line, node.column)
-                if len(uncounted) >= COUNT_EVERY:
-                    self.count(uncounted, *where)
-                    uncounted = []
+                continue
+            if isinstance(node, Mustache):
+                piece, values = self.mustache(node, scope), 1
             elif isinstance(node, Block):
-                pieces.append(self.block(node, scope))
+                piece, values = self.block(node, scope), self.pending
+                self.pending = 0
             else:
                 raise Unsupported
+            pieces.append(piece)
+            if not values:  # a block that counted its own text
+                counted = True
+                continue
+            if weight + values > COUNT_EVERY:
+                self.count(uncounted, *where)
+                uncounted, weight, counted = [], 0, True
+            uncounted.append(piece)
+            weight += values
+            where = (node.line, node.column)
+        if top:
+            self.tail = where
+            uncounted = []
+        if defer and not counted and not scope.frames:  # left to the caller's count
+            self.pending = weight
+            return self.joined_piece(pieces)
+        if len(pieces) > 1 and uncounted and not counted:
+            # texts and at most COUNT_EVERY values: counted as the text they join into
+            # (outside loops that adds the template's own text, which is bounded by the template)
+            out = self.joined_piece(pieces)
+            self.count([out], *where)
+            return out
         self.count(uncounted, *where)
         if text_length and scope.frames:  # outside loops, texts are bounded by the template (the caller checks the total)
             self.emit(f"_n += {self.const(text_length)}")
+        return self.joined_piece(pieces)
+
+    def joined_piece(self, pieces: list[str]) -> str:
+        """A name for the concatenation of ``pieces``."""
         if not pieces:
             return self.const("")
         if len(pieces) == 1:
             return pieces[0]
         out = self.var("s")
-        joined = " + ".join(pieces) if len(pieces) <= 8 else "_join((" + ", ".join(pieces) + "))"
-        self.emit(f"{out} = {joined}")
+        self.emit(f"{out} = {self.joined(pieces)}")
         return out
 
     # --- blocks ---------------------------------------------------------------------
@@ -372,20 +441,24 @@ class _Generator:
                 test = f"_t({value}, _t({self.expr(zero_expr, scope)}, False))"
         return test if name == "if" else f"not {test}"
 
-    @staticmethod
-    def truth(value: str, include_zero: bool) -> str:
-        """is_true(value, include_zero) as an expression: booleans, text and doubles without a call."""
+    def truth(self, value: str, include_zero: bool) -> str:
+        """is_true(value, include_zero) as an expression: booleans, text and doubles without a call
+        (and, past the booleans, one type() call)."""
+        kind = self.var("t")
         number = f"{value} == {value}" if include_zero else f"{value} != 0 and {value} == {value}"  # NaN is false
-        rest = f"(({number}) if type({value}) is float else _t({value}, {include_zero}))"
-        return f"({value} is True or ({value} is not False and ({value} if type({value}) is str else {rest})))"
+        rest = f"(({number}) if {kind} is float else _t({value}, {include_zero}))"
+        return f"({value} is True or ({value} is not False and ({value} if ({kind} := type({value})) is str else {rest})))"
 
     def conditional(self, node: Block, scope: _Scope, out: str) -> None:
+        """An if/unless block; outside loops its branches' values are counted with the text around it."""
         self.emit(f"if {self.condition(node, scope)}:")
         with self.region():
-            self.emit(f"{out} = {self.program(node.program, scope)}")
+            self.emit(f"{out} = {self.program(node.program, scope, defer=True)}")
+        pending, self.pending = self.pending, 0
         self.emit("else:")
         with self.region():
-            self.emit(f"{out} = {self.program(node.inverse, scope)}")
+            self.emit(f"{out} = {self.program(node.inverse, scope, defer=True)}")
+        self.pending = max(pending, self.pending)
 
     def link(self, node: Block, scope: _Scope, out: str) -> None:
         """One link of a chain: when it applies, its text goes to ``out`` and the chain ends (break)."""
@@ -417,6 +490,7 @@ class _Generator:
         self.each(node, value, scope, out)
 
     def each(self, node: Block, items: str, scope: _Scope, out: str) -> None:
+        self.loops = True
         names = node.block_params
         if len(names) > 2:
             raise Unsupported
@@ -447,33 +521,146 @@ class _Generator:
             self.emit("break")
 
 
-NativeRender = Callable[[Any, Any, Callable[[str], str], int, float], str]
-
-
 class NativeProgram:
-    """A template as one generated function; ``uses``: names a render's own helpers must not shadow."""
+    """A template as generated functions; ``uses``: names a render's own helpers must not shadow.
 
-    __slots__ = ("render", "source", "uses")
+    ``entry(rest)`` is the render function itself, with Template.render's
+    signature: it takes the render when it can and hands it to ``rest``
+    otherwise (same arguments, by keyword). ``envelope(...)`` is the same
+    program as a function of one argument (Template.renderer), compiled on
+    its first use (most templates never need it: it doubles the code to compile).
+    """
 
-    def __init__(self, render: NativeRender, source: str, uses: frozenset[str]) -> None:
-        self.render = render
+    __slots__ = ("_available", "_envelope", "_envelope_source", "_namespace", "source", "uses")
+
+    def __init__(
+        self, namespace: dict[str, Any], source: str, uses: frozenset[str], envelope_source: str | None, available: dict[str, Any]
+    ) -> None:
+        self._namespace = namespace
         self.source = source
         self.uses = uses
+        self._envelope_source = envelope_source
+        self._available = available if envelope_source is not None else None
+        self._envelope: CodeType | None = None
+
+    def entry(self, rest: Callable[..., str]) -> Callable[..., str]:
+        """The generated render function, handing what it does not take to ``rest``."""
+        self._namespace["_rest"] = rest
+        render: Callable[..., str] = self._namespace["render"]
+        return render
+
+    def envelope(
+        self, root_key: str, data_name: str, escape: Callable[[str], str], rest: Callable[[Any], str]
+    ) -> Callable[[Any], str] | None:
+        """``render(envelope.get(root_key), data={data_name: envelope}, escape=...)`` as one function
+        of the envelope (ENVELOPE: no keyword arguments, no data dict unless the template reads @
+        names, no checks); it hands what it does not take to ``rest``. None when there is none."""
+        if self._envelope is None:
+            if self._envelope_source is None or self._available is None:
+                return None
+            try:
+                namespace = _load(self._envelope_source, self._available)
+            except (SyntaxError, RecursionError, MemoryError):
+                self._envelope_source = None
+                return None
+            self._namespace.update((name, value) for name, value in namespace.items() if name not in self._namespace)
+            self._envelope = namespace["render_envelope"].__code__
+            self._envelope_source = self._available = None
+        bound = {**self._namespace, "_root_key": root_key, "_data_name": data_name}
+        bound.update(_bound_esc=escape, _bound_json=escape is RUNTIME["_ej"], _rest_envelope=rest)
+        render: Callable[[Any], str] = FunctionType(self._envelope, bound)
+        return render
 
 
-def generate(nodes: list[Node]) -> tuple[str, list[Any], frozenset[str]]:
-    """The Python source of a native program for ``nodes``, its constants and the names it uses; Unsupported if none."""
+# The render function's head: Template.render's signature, the checks that send a
+# render elsewhere, then the generated body (in a try: a Fallback goes to ``_rest``).
+ENTRY = [
+    "def render(_c0, *, data=None, helpers=None, partials=None, escape=_HTML, max_output=_MAX_OUTPUT, time_limit=_TIME_LIMIT):",
+    "    if data is not None and type(data) is not dict or partials or helpers and not helpers.keys().isdisjoint(_uses):",
+    "        return _rest(_c0, data=data, helpers=helpers, partials=partials, escape=escape, max_output=max_output, time_limit=time_limit)",
+    "    if escape == _JSON:",
+    "        _esc = _ej",
+    "        _json = True",
+    "    elif escape == _HTML:",
+    "        _esc = _eh",
+    "        _json = False",
+    "    else:",
+    "        return _rest(_c0, data=data, helpers=helpers, partials=partials, escape=escape, max_output=max_output, time_limit=time_limit)",
+    "    _data = data",
+    "    _cap = max_output",
+    "    {clock}",
+    "    _n = 0",
+    "    _d0 = type(_c0) is dict",
+    "    try:",
+]
+REST = "    return _rest(_c0, data=data, helpers=helpers, partials=partials, escape=escape, max_output=max_output, time_limit=time_limit)"
+# The same body as a function of an envelope (NativeProgram.envelope binds the names).
+ENVELOPE = [
+    "def render_envelope(_envelope):",
+    "    _c0 = _envelope.get(_root_key)",
+    "    _esc = _bound_esc",
+    "    _json = _bound_json",
+    "    _cap = _MAX_OUTPUT",
+    "    {clock}",
+    "    _n = 0",
+    "    _d0 = type(_c0) is dict",
+    "    try:",
+]
+ENVELOPE_DATA = "    _data = {_data_name: _envelope}"  # only for a template that reads @ names
+ENVELOPE_NO_DATA = "    _data = None"  # (@root reads it: there is no root in it)
+ENVELOPE_REST = "    return _rest_envelope(_envelope)"
+EXIT = [
+    "    except (Fallback, RecursionError):",
+    "        pass",  # the closure program renders it, or raises its error with line and column
+    "    else:",
+    "        if len(_out) <= _next:",
+    "            return _out",
+    "        if len(_out) <= _cap:",  # past a checkpoint: the clock
+    "            _grew(len(_out), _cap, _deadline, {line}, {column})",
+    "            return _out",
+]
+MAX_ENVELOPE_SOURCE = 4 * 1024  # templates up to this size get the envelope function too (it doubles the code to compile)
+
+
+def _generate(nodes: list[Node], envelope: bool) -> tuple[str, str | None, list[Any], frozenset[str]]:
+    """The sources of render and (with ``envelope``) render_envelope for ``nodes``, the constants and the names used."""
     gen = _Generator()
-    text = gen.program(nodes, _Scope(["_c0"], [], {}))
-    gen.emit(f"return {text}")
-    head = [
-        "def render(_c0, _data, _esc, _cap, _deadline):",
-        "    _n = 0",
-        "    _next = _cap if _cap < _STEP else _STEP",
-        "    _d0 = type(_c0) is dict",
-        "    _json = _esc is _ej",
-    ]
-    return "\n".join(head + gen.lines) + "\n", gen.constants, frozenset(gen.uses)
+    gen.indent = 2
+    text = gen.program(nodes, _Scope(["_c0"], [], {}), top=True)
+    gen.emit(f"_out = {text}")
+    line, column = (gen.const(n) for n in gen.tail)
+    exit_ = [row.format(line=line, column=column) for row in EXIT]
+    # The deadline, and the first checkpoint (the cap, or the first 64 KiB where the clock is read).
+    # Without a loop, and under the default cap, a program's work is bounded by the output it
+    # counts against that cap: it reads no clock (as the flat program), its one checkpoint the cap.
+    clock = "_deadline = _now() + time_limit; _next = _cap if _cap < _STEP else _STEP"
+    if not gen.loops:
+        clock = f"if _cap > _MAX_OUTPUT: {clock}\n    else: _deadline = _NEVER; _next = _cap"
+    entry = [row.format(clock=clock) for row in ENTRY]
+    render = "\n".join([*entry, *gen.lines, *exit_, REST]) + "\n"
+    if not envelope:
+        return render, None, gen.constants, frozenset(gen.uses)
+    clock = "_deadline = _now() + _TIME_LIMIT; _next = _STEP" if gen.loops else "_deadline = _NEVER; _next = _cap"
+    head = [row.format(clock=clock) for row in ENVELOPE]
+    head.insert(2, ENVELOPE_DATA if gen.uses_data else ENVELOPE_NO_DATA)
+    return render, "\n".join([*head, *gen.lines, *exit_, ENVELOPE_REST]) + "\n", gen.constants, frozenset(gen.uses)
+
+
+def generate(nodes: list[Node], envelope: bool = True) -> tuple[str, list[Any], frozenset[str]]:
+    """The Python source of a native program for ``nodes`` (both functions), its constants and the names it uses; Unsupported if none."""
+    render, envelope_source, constants, uses = _generate(nodes, envelope)
+    return render + (envelope_source or ""), constants, uses
+
+
+def _load(source: str, available: dict[str, Any]) -> dict[str, Any]:
+    """Compile generated ``source`` and run it; the functions' globals are the names they read
+    from ``available`` and no other (a small dict: a render reads it often)."""
+    code = compile(source, "<template>", "exec")
+    functions = [code, *(function for function in code.co_consts if isinstance(function, CodeType))]
+    names = {name for function in functions for name in function.co_names}
+    namespace: dict[str, Any] = {"__builtins__": {}, **{name: available[name] for name in sorted(names) if name in available}}
+    exec(code, namespace)  # noqa: S102 - generated by this module alone; template text only in the _K<i>
+    return namespace
 
 
 def compile_native(nodes: list[Node], source_length: int = 0) -> NativeProgram | None:
@@ -486,10 +673,9 @@ def compile_native(nodes: list[Node], source_length: int = 0) -> NativeProgram |
     if source_length > MAX_SOURCE:
         return None
     try:
-        source, constants, uses = generate(nodes)
-        code = compile(source, "<template>", "exec")
+        render, envelope, constants, uses = _generate(nodes, source_length <= MAX_ENVELOPE_SOURCE)
+        available = {"_uses": uses, **RUNTIME, **{f"_K{i}": value for i, value in enumerate(constants)}}
+        namespace = _load(render, available)
     except (Unsupported, SyntaxError, RecursionError, MemoryError):
         return None
-    namespace: dict[str, Any] = {"__builtins__": {}, "K": tuple(constants), **RUNTIME}
-    exec(code, namespace)  # noqa: S102 - generated by this module alone; template text only in K
-    return NativeProgram(namespace["render"], source, uses)
+    return NativeProgram(namespace, render, uses, envelope, available)

@@ -1,7 +1,7 @@
 """What a native program (codegen.py) can reach at run time: these names and nothing else.
 
 The generated function runs with no builtins; RUNTIME is its whole global
-namespace besides the constants table ``K``.
+namespace besides the constants table (``_K0``, ``_K1``…).
 """
 
 from __future__ import annotations
@@ -14,9 +14,15 @@ from typing import Any
 from hub_stream.templating.compiler import is_true
 from hub_stream.templating.errors import TemplateRenderError
 from hub_stream.templating.net_helpers.core import net_print
+from hub_stream.templating.runtime import DEFAULT_MAX_OUTPUT, DEFAULT_TIME_LIMIT_S
 from hub_stream.templating.values import (
+    FLOAT_TEXTS,
     UNDEFINED,
+    _compact_literal,
+    escape_html,
     escape_json,
+    escape_json_unchecked,
+    float_json,
     get_key,
     is_empty,
     js_string,
@@ -68,17 +74,32 @@ class CallOptions:
 
 
 RUNTIME: dict[str, Any] = {
+    # the render function's head (codegen.ENTRY)
+    "_HTML": "html",
+    "_JSON": "json",
+    "_eh": escape_html,
+    "_MAX_OUTPUT": DEFAULT_MAX_OUTPUT,
+    "_TIME_LIMIT": DEFAULT_TIME_LIMIT_S,
+    "_ROOT": "root",
+    "_NEVER": float("inf"),  # the deadline of a program without loops (it reads no clock)
+    "Fallback": Fallback,
+    "RecursionError": RecursionError,
+    # the body
     "U": UNDEFINED,
     "_gk": get_key,
     "_pe": print_escaped,
     "_js": js_string,
     "_jl": json_literal,
+    "_jc": _compact_literal,  # {{json}} of an object or array: _jc(value, True) is json_literal(value)
     "_ej": escape_json,  # the JSON escape: its check runs inline (_QUOTE, _BSLASH, isprintable)
+    "_ejx": escape_json_unchecked,  # and what remains of it
     "_QUOTE": '"',
     "_BSLASH": "\\",
     "_TRUE": "true",
     "_FALSE": "false",
-    "_BIG": 1e21,  # from here on, a whole double prints with an exponent
+    "_NULL": "null",
+    "_FT": FLOAT_TEXTS,
+    "_ft": float_json,
     "_np": net_print,
     "_opts": CallOptions(),
     "_Err": Exception,
@@ -101,4 +122,5 @@ RUNTIME: dict[str, Any] = {
     "int": int,
     "repr": repr,
     "float": float,
+    "bool": bool,
 }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Literal, NamedTuple
 
@@ -67,6 +67,13 @@ class RouteEntry:
     label: str | None
     import_process_id: int | None
     template: Template | None
+    # the template's row text for an event: template.render(event.get("PublisherEventData"),
+    # data={"event": event}, escape="json"), as one function of the event (Template.renderer)
+    render: Callable[[Mapping[str, Any]], str] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.render is None and self.template is not None:
+            object.__setattr__(self, "render", self.template.renderer("PublisherEventData", "event", "json"))
 
 
 class RenderedRow(NamedTuple):
@@ -145,28 +152,30 @@ class PayloadTemplate:
         entry = self.route(event)
         if entry is None or entry.action == "ignore":
             return None
-        assert entry.template is not None and entry.import_process_id is not None
-        event_id = event.get("EventId")
-        root = event.get("PublisherEventData")
+        assert entry.render is not None and entry.import_process_id is not None
         try:
-            text = entry.template.render(root, data={"event": event}, escape="json")
+            text = entry.render(event)  # entry.template, with the event's data as the root and @event
         except TemplateRenderError as exc:
-            raise RowRenderError(str(exc), event_id=event_id, entry=entry.key) from None
+            raise RowRenderError(str(exc), event_id=event.get("EventId"), entry=entry.key) from None
         try:
             row = _load(text)
         except json.JSONDecodeError as exc:
             raise RowRenderError(
                 f"row is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
-                event_id=event_id,
+                event_id=event.get("EventId"),
                 entry=entry.key,
                 code="row_not_json",
                 line=exc.lineno,
                 column=exc.colno,
             ) from None
         except RecursionError:  # arrays or objects nested past the decoder's depth
-            raise RowRenderError("row is not valid JSON (nested too deeply)", event_id=event_id, entry=entry.key, code="row_not_json") from None
+            raise RowRenderError(
+                "row is not valid JSON (nested too deeply)", event_id=event.get("EventId"), entry=entry.key, code="row_not_json"
+            ) from None
         if not isinstance(row, dict):
-            raise RowRenderError(f"row is not a JSON object (got {_json_kind(row)})", event_id=event_id, entry=entry.key, code="row_not_object")
+            raise RowRenderError(
+                f"row is not a JSON object (got {_json_kind(row)})", event_id=event.get("EventId"), entry=entry.key, code="row_not_object"
+            )
         line = _compact(row)
         if not line.isascii() and _SURROGATE.search(line):  # a lone surrogate (decoded from \\ud800 by _load)
             line = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)

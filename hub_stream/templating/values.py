@@ -163,6 +163,15 @@ def escape_json(text: str) -> str:
     return escaped if escaped.isascii() or not _SURROGATE.search(escaped) else _escape_surrogates(escaped)
 
 
+def escape_json_unchecked(text: str) -> str:
+    """escape_json(text) without its first check, for callers that made it (and found text to escape)."""
+    escaped = _encode_json_string(text)[1:-1]
+    return escaped if escaped.isascii() or not _SURROGATE.search(escaped) else _escape_surrogates(escaped)
+
+
+# The escapes a render may name (Template.render's ``escape``).
+ESCAPES: dict[str, Callable[[str], str]] = {"html": escape_html, "json": escape_json}
+
 # One encoder, built once: json.dumps with these arguments builds a new one per call.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _INFINITIES = (math.inf, -math.inf)
@@ -192,6 +201,24 @@ def json_literal(value: Any) -> str:
     return text if text.isascii() or not _SURROGATE.search(text) else _escape_surrogates(text)
 
 
+# A double's JSON text, for the doubles printed so far (finite ones: NaN is never found
+# again). Rows repeat the same scores and hours; printing a double takes a few calls and,
+# with a fraction, float.__repr__'s shortest round trip. Bounded: emptied when full, so a
+# stream of ever new doubles costs one lookup more. 0.0 and -0.0 share an entry: both print 0.
+FLOAT_TEXTS: dict[float, str] = {}
+MAX_FLOAT_TEXTS = 4096
+
+
+def float_json(value: float) -> str:
+    """json_literal(value) of a double, kept in FLOAT_TEXTS."""
+    text = json_literal(value)
+    if value - value == 0:
+        if len(FLOAT_TEXTS) >= MAX_FLOAT_TEXTS:
+            FLOAT_TEXTS.clear()
+        FLOAT_TEXTS[value] = text
+    return text
+
+
 def _member(value: Any) -> str:
     """An array item or object value, as json_literal prints it (before the surrogate check)."""
     kind = type(value)
@@ -206,12 +233,62 @@ def _member(value: Any) -> str:
     return json_literal(value)
 
 
-def _compact_literal(value: dict[Any, Any] | list[Any]) -> str:
+# '"key":' for the object keys printed so far: rows print objects of the same few keys
+# again and again. Bounded in count and key length (keys come from events).
+_KEY_TEXTS: dict[str, str] = {}
+MAX_KEY_TEXTS = 4096
+MAX_CACHED_KEY = 64
+
+
+def _key_text(key: Any) -> str:
+    text = _encode_json_string(key if type(key) is str else str(key)) + ":"
+    if type(key) is str and len(key) <= MAX_CACHED_KEY and len(_KEY_TEXTS) < MAX_KEY_TEXTS:
+        _KEY_TEXTS[key] = text
+    return text
+
+
+def _compact_literal(value: dict[Any, Any] | list[Any], whole: bool = False) -> str:
     """An object or array as compact JSON, built directly: a row's small objects print faster so than
-    through _plain and the encoder."""
+    through _plain and the encoder. Scalars are printed in the loop (a call per member costs more
+    than the printing), keys' texts come from _KEY_TEXTS. ``whole``: the literal a caller prints
+    (json_literal's surrogate check made here, not on each member)."""
+    parts: list[str] = []
+    append = parts.append
     if type(value) is list:
-        return "[" + ",".join([_member(item) for item in value]) + "]"
-    return "{" + ",".join([_encode_json_string(k if type(k) is str else str(k)) + ":" + _member(v) for k, v in value.items()]) + "}"
+        if not value:
+            return "[]"
+        for item in value:
+            kind = type(item)
+            if kind is str:
+                append(_encode_json_string(item))
+            elif kind is int:
+                append(str(item))
+            elif kind is float:
+                append(FLOAT_TEXTS.get(item) or float_json(item))
+            else:
+                append(_member(item))
+            append(",")
+        parts[-1] = "]"
+        text = "[" + "".join(parts)
+        return text if not whole or text.isascii() or not _SURROGATE.search(text) else _escape_surrogates(text)
+    if not value:
+        return "{}"
+    key_text = _KEY_TEXTS.get  # holds str keys only: no other key is found there
+    for key, item in value.items():
+        append(key_text(key) or _key_text(key))
+        kind = type(item)
+        if kind is str:
+            append(_encode_json_string(item))
+        elif kind is int:
+            append(str(item))
+        elif kind is float:
+            append(FLOAT_TEXTS.get(item) or float_json(item))
+        else:
+            append(_member(item))
+        append(",")
+    parts[-1] = "}"
+    text = "{" + "".join(parts)
+    return text if not whole or text.isascii() or not _SURROGATE.search(text) else _escape_surrogates(text)
 
 
 def _plain(value: Any) -> Any:
