@@ -426,6 +426,11 @@ class SyncRunner:
             await ledger.claim_program(pool, running.program_id, running.sync_id, running.token, _now_ms())
             await self._writer.claim(running.program_id, running.partition, running.sync_id, running.token)
         except ProgressNotRecorded as exc:
+            logger.warning(
+                "sync %s of %s could not claim the program (request partition %s): %s",
+                running.sync_id, running.program_id, running.partition, exc,
+                extra={"program_id": running.program_id, "sync_id": running.sync_id},
+            )
             return Reply(
                 503,
                 {
