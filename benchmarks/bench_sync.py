@@ -218,7 +218,7 @@ async def throughput(hub: Hub, settings: HubSettings, events: int) -> None:
     await produce(settings.kafka_bootstrap or "", settings.topic("events"), 0, records)
     hub.lb.reset()
     elapsed = await hub.sync("TSUB", events)
-    assert sum(len(b.rows) for b in hub.lb.accepted) == events
+    assert sum(len(b.lines) for b in hub.lb.accepted) == events
     values = await read_values(settings.kafka_bootstrap or "", TopicPartition(settings.topic("events"), 0), 0, events)
     payload = parse_payload_template(TEMPLATE)
     t0 = time.perf_counter()

@@ -52,7 +52,15 @@ limits are therefore set, here and for range reads.
 """
 RANGE_FETCH_BYTES = 16 * 1024 * 1024
 """Fetch size of range reads: few, large fetches."""
-RANGE_MAX_RECORDS = 20_000
+RANGE_MAX_RECORDS = 1_000
+"""Records per chunk of a range read (a fetch holds many chunks).
+
+A chunk is decoded at once and its events live until the reader is done
+with them: a sync renders each chunk before it asks for the next, so small
+chunks keep the decoded events few and their memory reused. With 20,000 a
+30k-event sync took 60,000 page faults of fresh memory (~0.3 s of system
+time on a 2-vCPU machine); with 1,000, a third as many and a fifth of the time.
+"""
 FIRST_FETCH_POLL_MS = 10
 FETCH_TIMEOUT_MS = 500
 LOG_END_TIMEOUT_S = 10.0

@@ -160,50 +160,73 @@ async def window_bounds(job: SyncJob, source: EventSource) -> tuple[int, int | N
     return await window_start(job, source, known_end), known_end
 
 
-async def read_window(window: EventWindow) -> list[tuple[int, dict[str, Any]]]:
-    """The window's events in log order, without those deleted in the window."""
-    events: list[tuple[int, dict[str, Any]]] = []
-    deleted: set[str] = set()
-    async for chunk in window.chunks():
-        for record in chunk:
-            if record.event is not None:
-                events.append((record.offset, record.event))
-            elif record.deleted_event_id is not None:
-                deleted.add(record.deleted_event_id)
-    if deleted:
-        events = [(o, e) for o, e in events if e.get("EventId") not in deleted]
-    return events
+class WindowRows:
+    """A window's rows, rendered chunk by chunk as the records arrive (``add``), judged at the end (``finish``).
 
-
-def render_rows(
-    template: PayloadTemplate,
-    events: list[tuple[int, dict[str, Any]]],
-    outcome: SubscriptionOutcome,
-    *,
-    park: bool = False,
-    now: datetime | None = None,
-) -> list[RowAt] | None:
-    """Every event's row in log order; None (and ``outcome`` failed) when any event fails to render.
-
-    With ``park``, a failing event is added to ``outcome.parked`` (parked at
-    ``now``) and skipped instead: the other rows are returned.
+    Each event is rendered as soon as its chunk is decoded, and only its row
+    is kept: a window's decoded events never all live at once. Holding 100k
+    decoded events cost more than decoding them (fresh memory for each, page
+    faults, cache misses). What a deletion marker later in the window names
+    is dropped at ``finish``: rows, failures and ignored events alike, so the
+    outcome is that of rendering only the events that are kept.
     """
-    rows: list[RowAt] = []
-    failures: list[RowRenderError] = []
-    render = template.render_row
-    for offset, event in events:
-        try:
-            row = render(event)
-        except RowRenderError as exc:
-            failures.append(exc)
-            if park:
+
+    def __init__(self, template: PayloadTemplate, *, held: frozenset[int] = frozenset()) -> None:
+        self._render = template.render_row
+        self._held = held  # offsets of parked events: never rendered from the window
+        self.rows: list[RowAt] = []
+        self._row_ids: list[Any] = []  # the EventId of each row, for deletions
+        self._ignored: list[Any] = []  # EventIds of events the template ignores
+        self._failures: list[tuple[int, RowRenderError, Any]] = []  # (offset, error, EventId)
+        self._deleted: set[str] = set()
+        self.render_seconds = 0.0
+
+    def add(self, chunk: list[StoredEvent]) -> None:
+        clock = time.perf_counter()
+        render, held = self._render, self._held
+        rows, row_ids = self.rows, self._row_ids
+        for record in chunk:
+            event = record.event
+            if event is None:
+                if record.deleted_event_id is not None:
+                    self._deleted.add(record.deleted_event_id)
+                continue
+            offset = record.offset
+            if held and offset in held:
+                continue
+            try:
+                row = render(event)
+            except RowRenderError as exc:
+                self._failures.append((offset, exc, event.get("EventId")))
+                continue
+            if row is None:
+                self._ignored.append(event.get("EventId"))
+            else:
+                rows.append(RowAt(offset, row.import_process_id, row.line))
+                row_ids.append(event.get("EventId"))
+        self.render_seconds += time.perf_counter() - clock
+
+    def finish(self, outcome: SubscriptionOutcome, *, park: bool = False, now: datetime | None = None) -> list[RowAt] | None:
+        """The rows in log order; None (and ``outcome`` failed) when any kept event failed to render.
+
+        With ``park``, a failing event is added to ``outcome.parked`` (parked
+        at ``now``) and skipped instead: the other rows are returned.
+        """
+        rows, failures, ignored, deleted = self.rows, self._failures, self._ignored, self._deleted
+        if deleted:
+            rows = [row for row, eid in zip(rows, self._row_ids, strict=True) if eid not in deleted]
+            failures = [f for f in failures if f[2] not in deleted]
+            ignored = [eid for eid in ignored if eid not in deleted]
+        self.rows, self._row_ids = [], []
+        outcome.events = len(rows) + len(ignored) + len(failures)
+        outcome.ignored += len(ignored)
+        if park:
+            for offset, exc, _ in failures:
                 outcome.parked.append(ParkedEvent(str(exc.event_id), offset, exc.entry, exc.reason, now or datetime.now().astimezone()))
-            continue
-        if row is None:
-            outcome.ignored += 1
-        else:
-            rows.append(RowAt(offset, row.import_process_id, row.line))
-    outcome.events = len(events)
+        return _judged(rows, [exc for _, exc, _ in failures], outcome, park=park)
+
+
+def _judged(rows: list[RowAt], failures: list[RowRenderError], outcome: SubscriptionOutcome, *, park: bool) -> list[RowAt] | None:
     if park and failures:
         metrics.SYNC_ROWS.labels("parked").inc(len(failures))
     if not failures or park:
@@ -219,21 +242,29 @@ def render_rows(
     return None
 
 
-async def prepare_rows(
-    job: SyncJob, source: EventSource, events: list[tuple[int, dict[str, Any]]], outcome: SubscriptionOutcome, now: datetime
+async def window_rows(
+    job: SyncJob, source: EventSource, start: int, known_end: int | None, outcome: SubscriptionOutcome, now: datetime
 ) -> list[RowAt] | None:
-    """The rows of a sync: parked events queued for redelivery first, then the window's (render_rows).
+    """The rows of a sync: parked events queued for redelivery first, then the window's (``WindowRows``).
 
-    A window that holds parked events (its cursor was moved back) skips them:
-    they are sent only when redelivered.
+    Reads [start, end) of the publisher's partition and renders it as it
+    arrives; ``outcome.window`` is set as soon as the end is known. A window
+    that holds parked events (its cursor was moved back) skips them: they are
+    sent only when redelivered.
     """
+    collected = WindowRows(job.template, held=frozenset(p.offset for p in job.cursor.parked))
+    clock = time.perf_counter()
+    async with source.window(job.publisher, start, known_end) as window:
+        outcome.window = (start, window.end)
+        async for chunk in window.chunks():
+            collected.add(chunk)
+    read_s = time.perf_counter() - clock - collected.render_seconds
     again: list[RowAt] = []
     if any(p.redeliver for p in job.cursor.parked):
         again = render_parked(job.template, await read_parked(source, job.publisher, job.cursor.parked), outcome)
-    if job.cursor.parked:
-        held = {p.offset for p in job.cursor.parked}
-        events = [(o, e) for o, e in events if o not in held]
-    rows = render_rows(job.template, events, outcome, park=job.park, now=now)
+    rows = collected.finish(outcome, park=job.park, now=now)
+    outcome.seconds["read"] = read_s
+    outcome.seconds["render"] = time.perf_counter() - clock - read_s
     return None if rows is None else again + rows
 
 
@@ -255,15 +286,12 @@ async def sync_subscription(
     start, known_end = await window_bounds(job, source)
     clock = _lap(outcome, "locate", clock)
     with paused_gc():
-        async with source.window(job.publisher, start, known_end) as window:
-            end = window.end
-            outcome.window = (start, end)
-            events = await read_window(window)
-        clock = _lap(outcome, "read", clock)
-        rows = await prepare_rows(job, source, events, outcome, started)
-        clock = _lap(outcome, "render", clock)
+        rows = await window_rows(job, source, start, known_end, outcome, started)  # times "read" and "render"
+    clock = time.perf_counter()
     if rows is None:
         return outcome
+    assert outcome.window is not None
+    end = outcome.window[1]
     cursor = await _send(job, rows, start, outcome, lb=lb, target=target, row_cap=row_cap, store=store, batches=batches, should_stop=should_stop)
     clock = _lap(outcome, "send", clock)
     metrics.SYNC_ROWS.labels("imported").inc(outcome.imported)
@@ -287,10 +315,11 @@ _gc_pauses = 0
 def paused_gc() -> Iterator[None]:
     """No cyclic garbage collection while a window is decoded and rendered.
 
-    Decoding builds a few dicts per event and keeps them all until the rows
-    are sent; every 700 allocations the collector runs, and its older
-    generations rescan everything kept so far. Measured on 100k events: the
-    read takes a third less time without it. Reference counting still frees
+    Decoding builds a few dicts per event, and every row is kept until it is
+    sent; every 700 allocations the collector runs, and its older
+    generations rescan everything kept so far. Measured on 100k events, when
+    a sync still kept every decoded event: the read took a third less time
+    without it. Reference counting still frees
     what is not cyclic; the collector runs again as soon as the last
     concurrent sync leaves this block.
     """

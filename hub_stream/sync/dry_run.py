@@ -3,7 +3,7 @@
 A dry run walks the same steps as a sync (hub_stream.sync.delivery) up to
 the first call to LB: the same window (``window_bounds`` from the cursor the
 sync would start from), the same reading (deleted events skipped), routing
-and rendering (``render_rows``), the same grouping by importProcessId, the
+and rendering (``window_rows``), the same grouping by importProcessId, the
 same skipping of rows LB already accepted in a retried window, and the same
 row cap (``plan_batches``). It stops there: no CreateBatch, no cursor write,
 no ledger row. Under ``OnRenderError: park`` the answer's ``Parked`` lists
@@ -27,10 +27,9 @@ from hub_stream.sync.delivery import (
     EventSource,
     SubscriptionOutcome,
     SyncJob,
-    prepare_rows,
-    read_window,
     sync_answer,
     window_bounds,
+    window_rows,
 )
 from hub_stream.sync.plan import plan_batches
 
@@ -41,10 +40,7 @@ async def plan_subscription(job: SyncJob, *, source: EventSource, row_cap: int) 
     """What a sync of ``job`` would send now: ``Batches`` with ``Rows``, ``Sample``, ``BatchId`` null."""
     outcome = SubscriptionOutcome(job.publisher, last_sync_utc=job.cursor.last_sync_utc)
     start, known_end = await window_bounds(job, source)
-    async with source.window(job.publisher, start, known_end) as window:
-        outcome.window = (start, window.end)
-        events = await read_window(window)
-    rows = await prepare_rows(job, source, events, outcome, datetime.now(UTC))
+    rows = await window_rows(job, source, start, known_end, outcome, datetime.now(UTC))
     if rows is None:
         return outcome
     outcome.redelivered = len(outcome.redelivering)

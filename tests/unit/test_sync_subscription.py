@@ -186,6 +186,21 @@ async def test_render_failure_sends_nothing_and_keeps_the_cursor(lb: FakeLB) -> 
     assert lb.batches == [] and after == cursor and saved == []
 
 
+@pytest.mark.parametrize("park", [False, True])
+async def test_an_event_deleted_later_in_the_window_neither_fails_nor_counts(lb: FakeLB, park: bool) -> None:
+    # Rows are rendered as the window is read, before the markers after them are seen.
+    template = {**TEMPLATE, "A": {"importProcessId": 1, "batchRowTemplate": '{"n": {{n}}{{#if bad}}, oops{{/if}}}'}}
+    bad = StoredEvent(1, "PUB", {"EventId": "E:PUB-bad", "PublisherEventCategory": {"value": "A"}, "PublisherEventData": {"n": 2, "bad": True}})
+    records = [ev(0, 1, "A"), bad, ev(2, 3, "SKIP"), ev(3, 4, "A"), ev(4, 5, "B"),
+               StoredEvent(5, "PUB", deleted_event_id="E:PUB-bad"), StoredEvent(6, "PUB", deleted_event_id="E:PUB-3"),
+               StoredEvent(7, "PUB", deleted_event_id="E:PUB-4")]  # fmt: skip
+    outcome, after, _ = await run(lb, MemorySource(records), SyncCursor("s1"), template, park=park)
+    assert outcome.status == "ok" and outcome.parked == [] and outcome.failed_event_ids == []
+    assert (outcome.events, outcome.imported, outcome.ignored) == (2, 2, 0)
+    assert rows_of(lb) == [(1, 1), (2, 5)]
+    assert after.next_offset == 8
+
+
 async def test_partial_rejection_then_retry_sends_only_the_rejected_rows(lb: FakeLB) -> None:
     records = [ev(0, 1, "A"), ev(1, 2, "B"), ev(2, 3, "A")]
     lb.reject_process(2)
