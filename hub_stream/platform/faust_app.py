@@ -18,7 +18,7 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from hub_stream.platform import kafka_metadata
+from hub_stream.platform import kafka_fetch, kafka_metadata
 from hub_stream.platform import topics as topic_specs
 from hub_stream.platform.idempotence import supports_idempotence
 from hub_stream.platform.offsets import log_ends, merge_reported
@@ -83,6 +83,7 @@ def create_faust_app(settings: HubSettings) -> HubApp:
     if not settings.kafka_bootstrap:
         raise ValueError("HUB_KAFKA_BOOTSTRAP is not set (or run `hub dev` for the embedded broker)")
     kafka_metadata.install()  # every aiokafka client of the worker, the intake's too
+    kafka_fetch.install(settings.prefetch_backoff_ms / 1000)
     brokers = ";".join(f"kafka://{hp.strip()}" for hp in settings.kafka_bootstrap.split(","))
     store = "memory://" if settings.table_store == "memory" else "rocksdb://"
     app = HubApp(

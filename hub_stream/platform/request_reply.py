@@ -33,7 +33,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from hub_stream.platform import kafka_metadata, safe_json
+from hub_stream.platform import kafka_fetch, kafka_metadata, safe_json
 from hub_stream.platform.idempotence import supports_idempotence
 from hub_stream.platform.logs import request_id_var
 from hub_stream.platform.outages import BROKER, OUTAGES, DependencyUnavailable, time_left
@@ -169,6 +169,7 @@ class RpcClient:
     def __init__(self, settings: HubSettings, *, client_id: str | None = None) -> None:
         assert settings.kafka_bootstrap, "HUB_KAFKA_BOOTSTRAP is not set"
         kafka_metadata.install()
+        kafka_fetch.install(settings.prefetch_backoff_ms / 1000)
         self._settings = settings
         self.client_id = client_id or uuid.uuid4().hex
         self._replies = settings.topic("replies")

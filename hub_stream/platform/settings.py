@@ -55,6 +55,9 @@ class HubSettings(BaseSettings):
     fetch_max_wait_ms: int = Field(
         10, ge=0, description="consumer long-poll wait; Tansu waits it out on every fetch"
     )
+    prefetch_backoff_ms: float = Field(
+        5.0, gt=0, le=1000, description="how soon a consumer fetches a partition again after its records are taken (aiokafka: 100)"
+    )
 
     # --- PostgreSQL ----------------------------------------------------------
     database_url: SecretStr | None = Field(

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from support import hub_processes, wait_ready
 
+from hub_stream.platform import kafka_fetch
 from hub_stream.platform.request_reply import RpcClient, RpcTimeout
 from hub_stream.platform.settings import HubSettings
 from hub_stream.platform.topics import ensure_topics
@@ -72,3 +73,15 @@ async def test_unknown_request_kind_is_answered_not_dropped(settings: HubSetting
             assert (await client.request(settings.topic("sync.requests"), "X", "ping")).status == 200
         finally:
             await client.stop()
+
+
+async def test_the_reply_reader_fetches_again_without_aiokafkas_100_ms_wait(settings: HubSettings) -> None:
+    """The fix of hub_stream/platform/kafka_fetch.py reaches a started consumer (a guard on upgrading aiokafka):
+    without it, a reply that follows another on the API's reply partition within 0.1 s waits out the rest."""
+    await ensure_topics(settings)
+    client = RpcClient(settings)
+    await client.start()
+    try:
+        assert kafka_fetch.prefetch_backoff_of(client._consumer) == settings.prefetch_backoff_ms / 1000 < 0.1
+    finally:
+        await client.stop()
